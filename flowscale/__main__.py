@@ -1,0 +1,7 @@
+"""`python -m flowscale ...`: see flowscale/cli.py."""
+
+import sys
+
+from flowscale.cli import main
+
+sys.exit(main())

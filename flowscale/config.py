@@ -1,0 +1,125 @@
+"""The run config: what goes into the engine, validated field by field.
+
+Every field that is None takes the world's default when the run is resolved; the resolved config is
+what record.json stores, so a record replays exactly. Errors are `ConfigError`s naming the field and
+what is allowed; the CLI prints them as one line and exits 2, the app shows them as a message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowscale.grids import GRID_KINDS, GRID_SPACES
+from flowscale.processes import G_SCHEDULES, PROCESS_NAMES
+from flowscale.search import METHODS
+
+
+class ConfigError(ValueError):
+    """A bad setting; `field` names it (as the CLI flag or API keyword without dashes)."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Hard bounds per world: what one request may cost."""
+
+    max_nfe: int = 20000
+    max_particles: int = 4096
+    max_steps: int = 1000
+    max_prompt_chars: int = 300
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    model: str = "toy2d"
+    method: str = "base"
+    process: str = "linear-ode"
+    nfe: int | None = None
+    steps: int | None = None
+    particles: int | None = None
+    seed: int = 0
+    reward: str | None = None
+    heldout: str | None = None
+    preset: str | None = None
+    mixture: dict[str, Any] | None = None
+    prompt: str | None = None
+    model_path: str | None = None
+    height: int | None = None
+    width: int | None = None
+    grid: str | None = None
+    grid_space: str | None = None
+    shift: float | None = None
+    g_schedule: str = "square"
+    g_norm: float = 3.0
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+    max_batch: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> RunConfig:
+        if not isinstance(data, dict):
+            raise ConfigError("config", "must be a JSON object")
+        names = {f.name for f in dataclasses.fields(RunConfig)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(unknown[0], f"unknown setting; allowed: {', '.join(sorted(names))}")
+        return RunConfig(**data)
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, f"must be an integer in [{lo}, {hi}]; got {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(name, f"must be in [{lo}, {hi}]; got {value}")
+
+
+def _check_float(name: str, value: Any, lo: float, hi: float) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(name, f"must be a finite number in [{lo:g}, {hi:g}]; got {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(name, f"must be in [{lo:g}, {hi:g}]; got {value}")
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...] | list[str]) -> None:
+    if value is not None and value not in allowed:
+        raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def validate(cfg: RunConfig, limits: Limits) -> None:
+    """Static checks that need no model; the world and the method check the rest."""
+    _check_choice("method", cfg.method, tuple(METHODS))
+    _check_choice("process", cfg.process, PROCESS_NAMES)
+    _check_choice("grid", cfg.grid, GRID_KINDS)
+    _check_choice("grid_space", cfg.grid_space, GRID_SPACES)
+    _check_choice("g_schedule", cfg.g_schedule, G_SCHEDULES)
+    _check_int("nfe", cfg.nfe, 1, limits.max_nfe)
+    _check_int("steps", cfg.steps, 1, limits.max_steps)
+    _check_int("particles", cfg.particles, 1, limits.max_particles)
+    _check_int("seed", cfg.seed, 0, 2**63 - 1)
+    _check_int("max_batch", cfg.max_batch, 1, 65536)
+    _check_int("height", cfg.height, 16, 2048)
+    _check_int("width", cfg.width, 16, 2048)
+    _check_float("g_norm", cfg.g_norm, 0.0, 100.0)
+    _check_float("beta_min", cfg.beta_min, 1e-6, 1e3)
+    _check_float("beta_max", cfg.beta_max, 1e-6, 1e3)
+    _check_float("shift", cfg.shift, 1e-3, 1e3)
+    if cfg.beta_min >= cfg.beta_max:
+        raise ConfigError("beta_max", f"must be greater than beta_min ({cfg.beta_min}); got {cfg.beta_max}")
+    if cfg.prompt is not None and (not isinstance(cfg.prompt, str) or len(cfg.prompt) > limits.max_prompt_chars):
+        raise ConfigError("prompt", f"must be text of at most {limits.max_prompt_chars} characters")
+    if not isinstance(cfg.params, dict):
+        raise ConfigError("params", "must be a mapping of method settings such as rbf.variant=code")

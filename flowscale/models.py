@@ -1,0 +1,67 @@
+"""The model interface every world implements, and the wrapper that counts what we spend.
+
+A flow model answers `velocity(x, t, cond)` in the linear convention of method.md a.1: x is [B, ...]
+(batch first), t is a float64 [B] tensor of linear times (1 = noise, 0 = data), cond is whatever the
+world's `encode_condition` returned (None in the 2-D world), and the result is u = E[eps - x0 | x_t].
+
+`CountedModel` is the only way the engine calls a model: it counts NFE exactly (one velocity of one
+particle is one NFE), splits large batches into micro-batches, and measures the time spent inside.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class FlowModel(Protocol):
+    name: str
+    sample_shape: tuple[int, ...]
+    device: torch.device
+    dtype: torch.dtype
+
+    def velocity(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor: ...
+
+
+class BudgetExceededError(RuntimeError):
+    """A method asked for more model evaluations than its budget allows (an engine bug, never user error)."""
+
+
+class CountedModel:
+    """Counts NFE, micro-batches and times calls of a FlowModel.
+
+    Args:
+        model: the wrapped flow model.
+        max_batch: the largest batch passed to the model in one call (memory bound).
+        nfe_limit: optional hard ceiling; a call that would pass it raises BudgetExceededError.
+    """
+
+    def __init__(self, model: FlowModel, max_batch: int = 4096, nfe_limit: int | None = None) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be >= 1; got {max_batch}")
+        self.model = model
+        self.max_batch = max_batch
+        self.nfe_limit = nfe_limit
+        self.nfe = 0
+        self.calls = 0
+        self.model_time_s = 0.0
+
+    def velocity(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
+        n = x.shape[0]
+        if self.nfe_limit is not None and self.nfe + n > self.nfe_limit:
+            raise BudgetExceededError(f"{self.nfe} + {n} NFE would exceed the limit of {self.nfe_limit}")
+        t = torch.as_tensor(t, dtype=torch.float64).expand(n) if torch.as_tensor(t).ndim == 0 else t
+        outputs = []
+        start = time.perf_counter()
+        for lo in range(0, n, self.max_batch):
+            hi = min(n, lo + self.max_batch)
+            outputs.append(self.model.velocity(x[lo:hi], t[lo:hi], cond))
+            self.calls += 1
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        self.model_time_s += time.perf_counter() - start
+        self.nfe += n
+        return torch.cat(outputs) if len(outputs) > 1 else outputs[0]

@@ -1,0 +1,189 @@
+"""What every search method works with: evaluated particles, the NFE ledger, and the event queue.
+
+A method holds `Batch`es of evaluated particles. `SearchContext.evaluate` is the only place that
+spends NFE: it calls the model once per particle, scores the x0 predictions with the given reward,
+charges the ledger at the particles' grid indices, and queues a `candidates` event. Methods queue
+their decisions with `ctx.event(...)` and hand the queue to the caller with `yield from ctx.flush()`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from flowscale.models import BudgetExceededError
+from flowscale.sampler import FlowSampler
+from flowscale.trace import Event
+from flowscale.worlds.base import Reward
+
+
+@dataclass
+class Batch:
+    """Evaluated particles: state x at grid index step, its velocity u, x0 prediction and reward."""
+
+    x: torch.Tensor
+    u: torch.Tensor
+    x0: torch.Tensor
+    reward: torch.Tensor  # float64 [B]
+    ids: torch.Tensor  # int64 [B], unique per evaluated candidate in the run
+    step: torch.Tensor  # int64 [B]
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def take(self, index: torch.Tensor | list[int] | int) -> Batch:
+        idx = torch.as_tensor(index, dtype=torch.long).reshape(-1)
+        dev = self.x.device
+        return Batch(
+            self.x[idx.to(dev)], self.u[idx.to(dev)], self.x0[idx.to(dev)], self.reward[idx], self.ids[idx], self.step[idx]
+        )
+
+    @staticmethod
+    def cat(batches: list[Batch]) -> Batch:
+        return Batch(*(torch.cat([getattr(b, f) for b in batches]) for f in ("x", "u", "x0", "reward", "ids", "step")))
+
+    def repeat(self, k: int) -> Batch:
+        """Each particle k times in a row: [a, a, b, b] for k = 2 (children of one parent are contiguous)."""
+        return self.take(torch.arange(len(self)).repeat_interleave(k))
+
+
+class Ledger:
+    """Exact NFE accounting per evaluation time, with the running best reward."""
+
+    def __init__(self, budget: int, n_times: int) -> None:
+        self.budget = budget
+        self.nfe_per_step = [0] * n_times
+        self.best_reward_by_nfe: list[list[float]] = []
+
+    @property
+    def used(self) -> int:
+        return sum(self.nfe_per_step)
+
+    @property
+    def left(self) -> int:
+        return self.budget - self.used
+
+    def charge(self, steps: torch.Tensor, rewards: torch.Tensor) -> None:
+        if self.used + steps.numel() > self.budget:
+            raise BudgetExceededError(f"{self.used} + {steps.numel()} NFE would exceed the budget of {self.budget}")
+        for k, n in zip(*torch.unique(steps, return_counts=True)):
+            self.nfe_per_step[int(k)] += int(n)
+        best = float(rewards.max())
+        if self.best_reward_by_nfe:
+            best = max(best, self.best_reward_by_nfe[-1][1])
+        self.best_reward_by_nfe.append([self.used, best])
+
+
+class SearchContext:
+    """Everything a search method needs; the method owns no randomness but `generator`."""
+
+    def __init__(
+        self,
+        sampler: FlowSampler,
+        grid: torch.Tensor,
+        reward: Reward,
+        decode: Callable[[torch.Tensor], torch.Tensor],
+        project: Callable[[torch.Tensor], torch.Tensor],
+        generator: torch.Generator,
+        budget: int,
+        previews: Callable[[torch.Tensor], Any] | None = None,
+    ) -> None:
+        self.sampler = sampler
+        self.reward = reward
+        self.decode = decode
+        self.project = project
+        self.generator = generator
+        self.previews = previews
+        self.reward_time_s = 0.0
+        self._next_id = 0
+        self._pending: list[Event] = []
+        self.set_grid(grid)
+        self.ledger = Ledger(budget, self.steps)
+
+    # --- the grid ---------------------------------------------------------------------------------
+    def set_grid(self, grid: torch.Tensor) -> None:
+        """Replace the evaluation grid (only before the first evaluation; SoP uses its own times)."""
+        if getattr(self, "ledger", None) is not None and self.ledger.used:
+            raise RuntimeError("the grid cannot change after evaluations were charged")
+        self.grid = torch.as_tensor(grid, dtype=torch.float64)
+        if getattr(self, "ledger", None) is not None:
+            self.ledger = Ledger(self.ledger.budget, self.steps)
+
+    @property
+    def steps(self) -> int:
+        """M: the number of evaluation times (the grid holds M + 1 points ending at 0)."""
+        return self.grid.shape[0] - 1
+
+    @property
+    def budget(self) -> int:
+        return self.ledger.budget
+
+    # --- spending -----------------------------------------------------------------------------------
+    def evaluate(self, x: torch.Tensor, step: int | torch.Tensor, parents: torch.Tensor | None = None, **data: Any) -> Batch:
+        """Evaluate particles x sitting at grid index step (scalar or [B]); costs len(x) NFE."""
+        n = x.shape[0]
+        steps = torch.as_tensor(step, dtype=torch.long).expand(n).clone()
+        if self.ledger.used + n > self.ledger.budget:
+            raise BudgetExceededError(f"{self.ledger.used} + {n} NFE would exceed the budget of {self.ledger.budget}")
+        u, x0 = self.sampler.evaluate(x, self.grid[steps])
+        start = time.perf_counter()
+        decoded = self.decode(x0)
+        reward = self.reward(decoded)
+        self.reward_time_s += time.perf_counter() - start
+        ids = torch.arange(self._next_id, self._next_id + n)
+        self._next_id += n
+        self.ledger.charge(steps, reward)
+        batch = Batch(x, u, x0, reward, ids, steps)
+        payload: dict[str, Any] = {
+            "t": self.grid[steps].tolist(),
+            "ids": ids.tolist(),
+            "parents": (parents if parents is not None else torch.full((n,), -1)).tolist(),
+            "states": self.project(x).tolist(),
+            "x0": self.project(x0).tolist(),
+            "rewards": reward.tolist(),
+            **data,
+        }
+        if self.previews is not None:
+            payload["_previews"] = self.previews(decoded)
+        self._pending.append(Event("candidates", int(steps.max()), self.ledger.used, payload))
+        return batch
+
+    def start(self, n: int) -> torch.Tensor:
+        """n fresh starting noises."""
+        return self.sampler.prior(n, self.generator)
+
+    def propose(self, batch: Batch) -> torch.Tensor:
+        """Move every particle one step down its grid (step -> step + 1); no NFE."""
+        if bool((batch.step >= self.steps - 1).any()):
+            raise RuntimeError("cannot step past the last evaluation time")
+        return self.sampler.propose(
+            batch.x, batch.u, self.grid[batch.step], self.grid[batch.step + 1], self.generator
+        )
+
+    # --- events ------------------------------------------------------------------------------------
+    def event(self, kind: str, step: int, **data: Any) -> None:
+        self._pending.append(Event(kind, step, self.ledger.used, data))
+
+    def flush(self) -> Iterator[Event]:
+        pending, self._pending = self._pending, []
+        yield from pending
+
+
+@dataclass
+class SearchResult:
+    """Final x0 predictions [P, ...] (the returned sample first) and their given rewards."""
+
+    samples: torch.Tensor
+    rewards: torch.Tensor
+    extra: dict[str, Any]
+
+
+def ordered_result(final: Batch, chosen: int, extra: dict[str, Any] | None = None) -> SearchResult:
+    """A result whose first sample is final[chosen], followed by the others in their order."""
+    order = [chosen] + [i for i in range(len(final)) if i != chosen]
+    picked = final.take(order)
+    return SearchResult(picked.x0, picked.reward, extra or {})

@@ -1,0 +1,192 @@
+"""Train the Shapes-world models on procedural data: `python -m flowscale.train {shapes,verifier} [...]`.
+
+shapes:   conditional flow matching (method.md a.1: x_t = (1 - t) x0 + t eps, t = 1 noise, target
+          u = eps - x0, t ~ U(0, 1)) of `ShapesVelocityNet` on an infinite stream of scenes rendered for
+          random count specs (scenes.sample_spec), AdamW, EMA of the weights (the EMA is exported),
+          periodic safetensors checkpoints that `--resume` continues from, export to assets/shapes/.
+verifier: the held-out CNN counter (verifier.py) on corrupted procedural scenes, export to
+          assets/shapes/verifier.safetensors + verifier.json.
+
+Everything is seeded (numpy Generator for data, torch Generator for noise and t); no global RNG state.
+Checkpoints hold tensors only (safetensors) plus a JSON file; nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "shapes"
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """AdamW state -> (flat tensors for safetensors, JSON-able param_groups)."""
+    sd = opt.state_dict()
+    tensors = {}
+    for pid, st in sd["state"].items():
+        for key, value in st.items():
+            tensors[f"{pid}.{key}"] = torch.as_tensor(value).detach().to("cpu").contiguous()
+    return tensors, sd["param_groups"]
+
+
+def _unflatten_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _save_checkpoint(out: Path, step: int, net, ema, opt, rng: np.random.Generator, gen: torch.Generator,
+                     info: dict) -> None:
+    from safetensors.torch import save_file
+
+    from flowscale.worlds.shapes.model import save_net
+
+    ckpt = out / "checkpoint"
+    save_net(net, ckpt / "model")
+    save_net(ema, ckpt / "ema")
+    opt_tensors, groups = _flatten_optimizer(opt)
+    opt_tensors["torch_generator_state"] = gen.get_state()
+    save_file(opt_tensors, str(ckpt / "optimizer.safetensors"))
+    state = {"step": step, "param_groups": groups, "numpy_rng": rng.bit_generator.state, **info}
+    tmp = ckpt / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(ckpt / "state.json")
+
+
+@torch.no_grad()
+def _ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
+        pe.lerp_(p, 1.0 - decay)
+    for be, b in zip(ema.buffers(), net.buffers(), strict=True):
+        be.copy_(b)
+
+
+def train_shapes(args: argparse.Namespace) -> None:
+    """Flow-matching training loop for the Shapes world (see module docstring)."""
+    import copy
+
+    from safetensors.torch import load_file
+    from tqdm import tqdm
+
+    from flowscale.worlds.shapes.model import ShapesVelocityNet, load_net, save_net
+    from flowscale.worlds.shapes.scenes import sample_batch
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out or "runs/shapes_train")
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    torch.manual_seed(args.seed)  # parameter init only
+    net = ShapesVelocityNet()
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    step, elapsed_before = 0, 0.0
+    ckpt = out / "checkpoint"
+    if args.resume and (ckpt / "state.json").is_file():
+        state = json.loads((ckpt / "state.json").read_text())
+        net = load_net(ckpt / "model").train()
+        opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
+        tensors = load_file(str(ckpt / "optimizer.safetensors"))
+        gen.set_state(tensors.pop("torch_generator_state"))
+        _unflatten_optimizer(opt, tensors, state["param_groups"])
+        rng.bit_generator.state = state["numpy_rng"]
+        step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
+        ema = load_net(ckpt / "ema")
+        print(f"resumed from {ckpt} at step {step}", flush=True)
+    else:
+        ema = copy.deepcopy(net)
+    net.train()
+    ema.eval().requires_grad_(False)
+    n_params = sum(p.numel() for p in net.parameters())
+    print(f"shapes: {n_params / 1e6:.3f} M parameters, batch {args.batch}, steps {args.steps}", flush=True)
+
+    start = time.time()
+    loss_avg = None
+    bar = tqdm(total=args.steps, initial=step, mininterval=20, desc="shapes")
+    while step < args.steps:
+        elapsed = elapsed_before + time.time() - start
+        if args.max_minutes and elapsed > args.max_minutes * 60:
+            print(f"time budget of {args.max_minutes} min reached at step {step}", flush=True)
+            break
+        x0, cond = sample_batch(rng, args.batch)
+        # Null condition (all-zero counts) 10 % of the time, for optional classifier-free guidance.
+        drop = torch.rand(args.batch, generator=gen) < args.p_null
+        cond[drop] = 0.0
+        eps = torch.randn(x0.shape, generator=gen)
+        t = torch.rand(args.batch, generator=gen)
+        xt = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * eps
+        lr = args.lr * min(1.0, (step + 1) / args.warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        loss = torch.nn.functional.mse_loss(net(xt, t, cond), eps - x0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        _ema_update(ema, net, min(args.ema, (1 + step) / (10 + step)))
+        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+        bar.update(1)
+        if step % args.log_every == 0:
+            rate = (step - (bar.initial or 0)) / max(time.time() - start, 1e-9)
+            print(f"step {step} loss {loss_avg:.4f} lr {lr:.2e} {rate:.2f} it/s "
+                  f"elapsed {(elapsed_before + time.time() - start) / 60:.1f} min", flush=True)
+        if step % args.ckpt_every == 0:
+            _save_checkpoint(out, step, net, ema, opt, rng, gen,
+                             {"elapsed_s": elapsed_before + time.time() - start, "loss": loss_avg})
+    bar.close()
+    wall = elapsed_before + time.time() - start
+    _save_checkpoint(out, step, net, ema, opt, rng, gen, {"elapsed_s": wall, "loss": loss_avg})
+    export = Path(args.export) if args.export else ASSETS
+    info = {
+        "training": {
+            "steps": step, "batch": args.batch, "lr": args.lr, "ema": args.ema, "p_null": args.p_null,
+            "seed": args.seed, "wall_time_s": round(wall, 1), "final_loss_ema": loss_avg,
+            "parameters": n_params, "weights": "EMA",
+        }
+    }
+    save_net(ema, export, extra=info)
+    print(f"done: {step} steps in {wall / 60:.1f} min; EMA weights exported to {export}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m flowscale.train", description=__doc__.split("\n")[0])
+    p.add_argument("what", choices=["shapes", "verifier"])
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--out", default=None, help="checkpoint folder (default runs/<what>_train)")
+    p.add_argument("--export", default=None, help="export folder (default assets/shapes)")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop (and export) after this wall time")
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--p-null", type=float, default=0.1)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--ckpt-every", type=int, default=250)
+    args = p.parse_args(argv)
+    if args.what == "shapes":
+        args.steps = args.steps or 4000
+        args.batch = args.batch or 64
+        args.lr = args.lr or 3e-4
+        train_shapes(args)
+    else:
+        from flowscale.worlds.shapes.verifier import train_verifier
+
+        args.steps = args.steps or 1500
+        args.batch = args.batch or 64
+        args.lr = args.lr or 2e-3
+        train_verifier(args)
+
+
+if __name__ == "__main__":
+    main()
