@@ -104,7 +104,7 @@ def stream(cfg: RunConfig, world: World | None = None) -> Iterator[Event]:
         world.project,
         torch.Generator().manual_seed(cfg.seed),
         cfg.nfe,
-        previews=getattr(world, "previews", None),
+        previews=world.previews,
     )
     yield Event("start", -1, 0, {"config": cfg.to_dict(), "grid": grid.tolist(), "world": world.info})
     runner = METHODS[cfg.method][1]

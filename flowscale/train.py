@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from flowscale.worlds.shapes.verifier import train_verifier
 
-        args.steps = args.steps or 1500
+        args.steps = args.steps or 800
         args.batch = args.batch or 64
         args.lr = args.lr or 2e-3
         train_verifier(args)

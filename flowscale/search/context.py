@@ -20,6 +20,8 @@ from flowscale.sampler import FlowSampler
 from flowscale.trace import Event
 from flowscale.worlds.base import Reward
 
+TRACED = 256  # particles per event whose states and rewards are recorded individually
+
 
 @dataclass
 class Batch:
@@ -138,17 +140,24 @@ class SearchContext:
         self._next_id += n
         self.ledger.charge(steps, reward)
         batch = Batch(x, u, x0, reward, ids, steps)
+        # Per-particle detail for the first TRACED particles only: records stay small and cheap to
+        # build for runs of thousands of particles; summaries cover all of them.
+        shown = slice(0, min(n, TRACED))
+        parents = parents if parents is not None else torch.full((n,), -1)
         payload: dict[str, Any] = {
-            "t": self.grid[steps].tolist(),
-            "ids": ids.tolist(),
-            "parents": (parents if parents is not None else torch.full((n,), -1)).tolist(),
-            "states": self.project(x).tolist(),
-            "x0": self.project(x0).tolist(),
-            "rewards": reward.tolist(),
+            "n": n,
+            "t": self.grid[steps[shown]].tolist(),
+            "ids": ids[shown].tolist(),
+            "parents": parents[shown].tolist(),
+            "states": self.project(x[shown]).tolist(),
+            "x0": self.project(x0[shown]).tolist(),
+            "rewards": reward[shown].tolist(),
+            "reward_max": float(reward.max()),
+            "reward_mean": float(reward.mean()),
             **data,
         }
         if self.previews is not None:
-            payload["_previews"] = self.previews(decoded)
+            payload["_previews"] = self.previews(decoded[shown])
         self._pending.append(Event("candidates", int(steps.max()), self.ledger.used, payload))
         return batch
 

@@ -77,4 +77,7 @@ class World:
     project: Callable[[torch.Tensor], torch.Tensor]
     defaults: WorldDefaults
     info: dict[str, Any] = field(default_factory=dict)
+    # writes the returned sample for people (result.png in image worlds); gets decoded samples, the returned first
     save_outputs: Callable[[torch.Tensor, str], list[str]] | None = None
+    # small images of decoded x0 predictions streamed with candidate events (never saved in records)
+    previews: Callable[[torch.Tensor], Any] | None = None

@@ -11,6 +11,7 @@ Model space is float32 in [-1, 1], [3, H, W]; `to_uint8` / `from_uint8` convert 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -52,9 +53,17 @@ class SceneObject:
         return (self.colour, self.shape, self.cx, self.cy, self.size)
 
 
+@lru_cache(maxsize=8)
+def _pixel_centres(image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:image_size, 0:image_size].astype(np.float64) + 0.5
+    yy.flags.writeable = False
+    xx.flags.writeable = False
+    return yy, xx
+
+
 def shape_mask(shape: str, x0: int, y0: int, size: int, image_size: int = IMAGE_SIZE) -> np.ndarray:
     """Boolean [H, W] mask of one shape in the box with top-left (x0, y0) and side `size`."""
-    yy, xx = np.mgrid[0:image_size, 0:image_size].astype(np.float64) + 0.5  # pixel centres
+    yy, xx = _pixel_centres(image_size)  # pixel centres
     inside_box = (xx >= x0) & (xx < x0 + size) & (yy >= y0) & (yy < y0 + size)
     if shape == "square":
         return inside_box

@@ -1,0 +1,196 @@
+"""Held-out counting verifier of the Shapes world: a small CNN that predicts the 12 class counts.
+
+It is computed differently from the deterministic detector (detector.py) on purpose: it is a learned
+model, trained (`python -m flowscale.train verifier`) on procedural scenes with random corruption
+(Gaussian blur, pixel noise, colour/contrast jitter, sub-pixel shifts), and it classifies each class
+count over 0..6 (12 heads x 7 logits). It is the held-out metric next to the detector reward used by
+the search, so that a search that games the detector shows up as a gap between the two.
+
+Held-out reward: -sum_c (target_c - predicted_c)^2 with predicted_c the arg-max count; accuracy = 1 where
+it is 0. Inputs are decoded images [B, 3, H, W] in [0, 1]; outputs float64 [B].
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from flowscale.worlds.shapes.scenes import CLASS_INDEX, CLASSES, MAX_OBJECTS, Spec, random_scene, render_spec, sample_spec
+
+ASSETS = Path(__file__).resolve().parents[3] / "assets" / "shapes"
+WEIGHTS_NAME = "verifier.safetensors"
+CONFIG_NAME = "verifier.json"
+DEFAULT_CONFIG: dict[str, Any] = {"width": 16, "n_classes": len(CLASSES), "max_count": MAX_OBJECTS}
+
+
+class CountNet(nn.Module):
+    """Conv net: 32x32 -> 16x16 -> 8x8 features, global mean + max pooling, logits [B, 12, 7]."""
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.config = {**DEFAULT_CONFIG, **(config or {})}
+        w = self.config["width"]
+        self.features = nn.Sequential(
+            nn.Conv2d(3, w, 3, padding=1), nn.GELU(),
+            nn.Conv2d(w, w, 3, padding=1), nn.GELU(),
+            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.GELU(),
+            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(4 * w, 4 * w, 3, padding=1), nn.GELU(),
+        )
+        n_out = self.config["n_classes"] * (self.config["max_count"] + 1)
+        self.head = nn.Sequential(nn.Linear(8 * w, 256), nn.GELU(), nn.Linear(256, n_out))
+
+    def forward(self, images01: torch.Tensor) -> torch.Tensor:
+        h = self.features(images01 * 2.0 - 1.0)
+        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+        return self.head(pooled).view(-1, self.config["n_classes"], self.config["max_count"] + 1)
+
+
+def _target_vector(target: Spec | torch.Tensor) -> torch.Tensor:
+    if isinstance(target, dict):
+        v = torch.zeros(len(CLASSES), dtype=torch.float64)
+        for cls, count in target.items():
+            v[CLASS_INDEX[tuple(cls)]] = float(count)
+        return v
+    return torch.as_tensor(target, dtype=torch.float64).reshape(-1)
+
+
+class ShapesVerifier:
+    """Inference wrapper: predicted counts and the held-out rewards."""
+
+    def __init__(self, net: CountNet, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.net = net.to(self.device).eval()
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path = ASSETS, device: str | torch.device = "cpu") -> ShapesVerifier:
+        """Load verifier.json + verifier.safetensors from `folder` (default: the shipped assets/shapes)."""
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
+            raise FileNotFoundError(f"{folder} must hold {CONFIG_NAME} and {WEIGHTS_NAME}")
+        config = json.loads((folder / CONFIG_NAME).read_text())
+        net = CountNet({k: v for k, v in config.items() if k in DEFAULT_CONFIG})
+        net.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
+        return cls(net, device)
+
+    def predict_counts(self, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+        """Arg-max counts float64 [B, 12] (CLASSES order) of images [B, 3, H, W] in [0, 1]."""
+        x = torch.as_tensor(images).to(self.device, torch.float32)
+        out = []
+        with torch.inference_mode():
+            for lo in range(0, x.shape[0], batch):
+                out.append(self.net(x[lo : lo + batch].clamp(0, 1)).argmax(dim=-1))
+        return torch.cat(out).to("cpu", torch.float64)
+
+    def count_reward(self, images: torch.Tensor, target: Spec | torch.Tensor) -> torch.Tensor:
+        """Held-out reward -sum_c (target_c - predicted_c)^2, float64 [B]."""
+        return -((self.predict_counts(images) - _target_vector(target)) ** 2).sum(dim=1)
+
+    def count_accuracy(self, images: torch.Tensor, target: Spec | torch.Tensor) -> torch.Tensor:
+        """1.0 where all 12 predicted counts equal the target, float64 [B]."""
+        return (self.count_reward(images, target) == 0).to(torch.float64)
+
+
+def corrupt(images01: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random mild corruption of a batch [B, 3, H, W] in [0, 1]: shift, blur, colour jitter, noise."""
+    b = images01.shape[0]
+    x = images01
+    # Sub-pixel shift via bilinear resampling (dx, dy in [-0.5, 0.5] px).
+    shift = (torch.rand(b, 2, generator=gen) - 0.5) / 16.0  # in normalised [-1, 1] coords: 1 px = 1/16
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    # Gaussian blur with sigma in [0, 1.0] px (3x3 kernel per image).
+    sigma = torch.rand(b, generator=gen) * 1.0 + 1e-3
+    k1 = torch.exp(-torch.tensor([1.0, 0.0, 1.0])[None, :] / (2 * sigma[:, None] ** 2))
+    k1 = k1 / k1.sum(dim=1, keepdim=True)
+    kernel = (k1[:, :, None] * k1[:, None, :])  # [B, 3, 3]
+    xp = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    x = F.conv2d(xp.reshape(1, b * 3, *xp.shape[2:]), kernel.repeat_interleave(3, 0)[:, None], groups=b * 3)
+    x = x.reshape(b, 3, *images01.shape[2:])
+    # Colour / contrast jitter and an offset, then pixel noise.
+    scale = 0.8 + 0.3 * torch.rand(b, 3, 1, 1, generator=gen)
+    offset = 0.15 * (torch.rand(b, 3, 1, 1, generator=gen) - 0.5)
+    x = x * scale + offset
+    noise_std = 0.12 * torch.rand(b, 1, 1, 1, generator=gen)
+    x = x + noise_std * torch.randn(x.shape, generator=gen)
+    return x.clamp(0.0, 1.0)
+
+
+def sample_training_batch(rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clean scenes (half prompt-like specs, half fully random scenes) and their count vectors [B, 12]."""
+    images, counts = [], []
+    for i in range(batch):
+        if i % 2 == 0:
+            spec = sample_spec(rng)
+            image, objects = render_spec(rng, spec)
+        else:
+            image, objects = random_scene(rng)
+        v = torch.zeros(len(CLASSES))
+        for colour, shape, *_ in objects:
+            v[CLASS_INDEX[(colour, shape)]] += 1
+        images.append(image)
+        counts.append(v)
+    return torch.as_tensor(np.stack(images)), torch.stack(counts)
+
+
+def clean_accuracy(verifier: ShapesVerifier, n: int = 1000, seed: int = 12345) -> float:
+    """Exact-count accuracy (all 12 counts right) on n clean random scenes."""
+    rng = np.random.default_rng(seed)
+    images, counts = sample_training_batch(rng, n)
+    return float((verifier.predict_counts(images) == counts.double()).all(dim=1).double().mean())
+
+
+def train_verifier(args: argparse.Namespace) -> None:
+    """Train CountNet with cross-entropy on corrupted procedural scenes; export to assets/shapes/."""
+    from safetensors.torch import save_file
+    from tqdm import tqdm
+
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed + 1)
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    torch.manual_seed(args.seed + 1)  # parameter init only
+    net = CountNet()
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.steps, pct_start=0.1)
+    start = time.time()
+    loss_avg = None
+    for step in tqdm(range(args.steps), mininterval=20, desc="verifier"):
+        images, counts = sample_training_batch(rng, args.batch)
+        logits = net(corrupt(images, gen))
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), counts.long().reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
+        if (step + 1) % args.log_every == 0:
+            print(f"step {step + 1} loss {loss_avg:.4f} elapsed {(time.time() - start) / 60:.1f} min", flush=True)
+    net.eval()
+    verifier = ShapesVerifier(net)
+    acc = clean_accuracy(verifier)
+    export = Path(args.export) if args.export else ASSETS
+    export.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(export / WEIGHTS_NAME))
+    config = {
+        **net.config, "model": "shapes-verifier",
+        "training": {"steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
+                     "wall_time_s": round(time.time() - start, 1), "final_loss_ema": loss_avg,
+                     "parameters": sum(p.numel() for p in net.parameters()),
+                     "clean_exact_count_accuracy_1000": acc},
+    }
+    (export / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    print(f"done: clean exact-count accuracy {acc:.3f}; exported to {export}", flush=True)

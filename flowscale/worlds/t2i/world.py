@@ -1,0 +1,275 @@
+"""The text-to-image world: FLUX.1-schnell / FLUX.1-dev / SD3 / SD3.5 via diffusers (issue #5).
+
+Samples live in the unpacked latent space [C, H/8, W/8] (float32 for the engine's arithmetic); `decode`
+runs the real VAE (images [B, 3, H, W] in [0, 1]); rewards come from `flowscale.rewards`.
+
+Per-model defaults (WorldDefaults):
+* flux-schnell: the paper's setting (method.md a.7, b.2): 10 steps on the `exp` grid in process time,
+  500 NFE, max batch 5, no shift (schnell's scheduler has shift 1 and no dynamic shifting), no guidance.
+* flux-dev: 28 steps, uniform grid in linear time with FluxPipeline's dynamic resolution shift:
+  mu = calculate_shift(image tokens) and shift = e^mu, because the engine's shift_times
+  t' = s t / (1 + (s - 1) t) equals diffusers' exponential shift e^mu / (e^mu + 1/t - 1) at s = e^mu.
+  Guidance embedding 3.5.
+* sd3 / sd3.5: 28 steps, uniform grid in linear time with the scheduler's static shift (3.0),
+  classifier-free guidance 7.0 (SD3-medium) / 3.5 (SD3.5-large), done inside one velocity call.
+  Note: SD3's own pipeline spaces sigmas from 1 to ~0.003 before shifting; the engine's uniform grid
+  ends its evaluations at t = shift(1/M) and returns the x0 prediction there.
+
+World settings beyond RunConfig travel in `params` with the `t2i.` prefix (recorded, so records replay):
+t2i.guidance_scale, t2i.max_sequence_length, t2i.offload (enable_model_cpu_offload), t2i.preview_vae
+(an AutoencoderTiny folder for cheap latent previews), t2i.negative_prompt (SD3). Env FLOWSCALE_CPU_OFFLOAD=1
+also turns offload on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from flowscale.config import ConfigError, Limits, RunConfig
+from flowscale.worlds.base import Reward, World, WorldDefaults
+from flowscale.worlds.t2i.adapters import (DiffusersFlowAdapter, FluxAdapter, RandomProjection, SD3Adapter,
+                                           TinyPreviewDecoder, thumbnails)
+from flowscale.worlds.t2i.availability import (FAMILIES, default_device, default_dtype, env_flag, load_pipeline)
+
+LIMITS = Limits(max_nfe=2000, max_particles=64, max_steps=200, max_prompt_chars=300)
+DEFAULT_SIZE = 1024
+SIZE_MULTIPLE = 16  # FLUX packs 2x2 latents of an 8x VAE; SD3 has patch 2 on an 8x VAE
+PREVIEW_SIZE = 64
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What differs between the text-to-image models."""
+
+    steps: int
+    grid: str
+    grid_space: str
+    guidance: float | None  # FLUX.1-dev: guidance embedding; SD3: CFG scale; schnell: None
+    max_sequence_length: int
+    max_batch: int
+    nfe: int = 500
+    particles: int = 4
+    reward: str = "clip"
+    heldout: str = "aesthetic"
+
+
+MODELS: dict[str, ModelSpec] = {
+    "flux-schnell": ModelSpec(steps=10, grid="exp", grid_space="process", guidance=None, max_sequence_length=256,
+                              max_batch=5),
+    "flux-dev": ModelSpec(steps=28, grid="uniform", grid_space="linear", guidance=3.5, max_sequence_length=512,
+                          max_batch=5),
+    "sd3": ModelSpec(steps=28, grid="uniform", grid_space="linear", guidance=7.0, max_sequence_length=256,
+                     max_batch=4),
+    "sd3.5": ModelSpec(steps=28, grid="uniform", grid_space="linear", guidance=3.5, max_sequence_length=256,
+                       max_batch=4),
+}
+T2I_PARAMS = ("guidance_scale", "max_sequence_length", "offload", "preview_vae", "negative_prompt")
+
+# Rough seconds per NFE of one 1024x1024 image on one H100 in bf16 (transformer + VAE decode + a CLIP-size
+# reward), for gpu_duration; override with FLOWSCALE_SEC_PER_NFE. SD3 values include the 2 CFG rows.
+SEC_PER_NFE = {"flux-schnell": 0.30, "flux-dev": 0.30, "sd3": 0.15, "sd3.5": 0.30}
+LOAD_SECONDS = 30.0
+
+
+def t2i_params(cfg: RunConfig) -> dict[str, Any]:
+    """The `t2i.*` entries of cfg.params, checked."""
+    out: dict[str, Any] = {}
+    for key, value in (cfg.params or {}).items():
+        prefix, _, name = key.rpartition(".")
+        if prefix != "t2i":
+            continue
+        if name not in T2I_PARAMS:
+            raise ConfigError("params", f"unknown setting {key!r}; allowed: {', '.join('t2i.' + p for p in T2I_PARAMS)}")
+        out[name] = value
+    try:
+        if "guidance_scale" in out:
+            out["guidance_scale"] = float(out["guidance_scale"])
+            if not (math.isfinite(out["guidance_scale"]) and 0.0 <= out["guidance_scale"] <= 30.0):
+                raise ValueError
+        if "max_sequence_length" in out:
+            out["max_sequence_length"] = int(out["max_sequence_length"])
+            if not 1 <= out["max_sequence_length"] <= 512:
+                raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError("params", "t2i.guidance_scale must be a number in [0, 30] and t2i.max_sequence_length "
+                          "an integer in [1, 512]") from None
+    if "offload" in out:
+        out["offload"] = str(out["offload"]).lower() in ("1", "true", "yes", "on")
+    return out
+
+
+def image_size(cfg: RunConfig) -> tuple[int, int]:
+    height, width = cfg.height or DEFAULT_SIZE, cfg.width or DEFAULT_SIZE
+    for name, value in (("height", height), ("width", width)):
+        if value % SIZE_MULTIPLE:
+            raise ConfigError(name, f"must be a multiple of {SIZE_MULTIPLE} for {cfg.model}; got {value}")
+    return height, width
+
+
+def flux_shift(pipe: Any, image_seq_len: int) -> float:
+    """e^mu of FluxPipeline's dynamic shift when the scheduler uses it, else its static shift."""
+    from diffusers.pipelines.flux.pipeline_flux import calculate_shift
+
+    config = pipe.scheduler.config
+    if not config.get("use_dynamic_shifting", False):
+        return float(config.get("shift", 1.0))
+    mu = calculate_shift(image_seq_len, config.get("base_image_seq_len", 256), config.get("max_image_seq_len", 4096),
+                         config.get("base_shift", 0.5), config.get("max_shift", 1.15))
+    return math.exp(mu)
+
+
+def make_adapter(cfg: RunConfig, pipe: Any, height: int, width: int, params: dict[str, Any]) -> DiffusersFlowAdapter:
+    spec = MODELS[cfg.model]
+    guidance = params.get("guidance_scale", spec.guidance)
+    seq = params.get("max_sequence_length", spec.max_sequence_length)
+    try:
+        if FAMILIES[cfg.model] == "flux":
+            return FluxAdapter(pipe, cfg.model, height, width, guidance, seq, decode_batch=spec.max_batch)
+        return SD3Adapter(pipe, cfg.model, height, width, 0.0 if guidance is None else guidance, seq,
+                          decode_batch=spec.max_batch)
+    except ValueError as exc:
+        raise ConfigError("height", str(exc)) from None
+
+
+def world_defaults(cfg: RunConfig, adapter: DiffusersFlowAdapter, reward: Reward, heldout: Reward | None) -> WorldDefaults:
+    spec = MODELS[cfg.model]
+    shift = 1.0
+    if spec.grid_space == "linear":
+        shift = (flux_shift(adapter.pipe, adapter.image_seq_len) if isinstance(adapter, FluxAdapter)
+                 else float(adapter.pipe.scheduler.config.get("shift", 1.0)))
+    return WorldDefaults(steps=spec.steps, grid=spec.grid, grid_space=spec.grid_space, nfe=spec.nfe,
+                         particles=spec.particles, reward=reward.name,
+                         heldout=None if heldout is None else heldout.name, max_batch=spec.max_batch, shift=shift)
+
+
+def check_reward_specs(cfg: RunConfig, spec: ModelSpec) -> tuple[str, str]:
+    """(reward spec, held-out spec), checked by name only (cheap: before any weights load)."""
+    from flowscale.rewards import check_reward_spec
+
+    reward_spec = cfg.reward or spec.reward
+    if reward_spec == "none":
+        raise ConfigError("reward", "the given reward cannot be none")
+    check_reward_spec(reward_spec, "reward")
+    heldout_spec = cfg.heldout or spec.heldout
+    if heldout_spec != "none":
+        check_reward_spec(heldout_spec, "heldout")
+    return reward_spec, heldout_spec
+
+
+def _rewards(cfg: RunConfig, spec: ModelSpec, device: torch.device) -> tuple[Reward, Reward | None, str | None]:
+    """(reward, heldout, note): a defaulted held-out reward that cannot load is skipped with a note."""
+    from flowscale.rewards import make_image_reward
+
+    reward_spec, heldout_spec = check_reward_specs(cfg, spec)
+    reward = make_image_reward(reward_spec, cfg.prompt, device, field="reward")
+    if heldout_spec == "none":
+        return reward, None, None
+    try:
+        return reward, make_image_reward(heldout_spec, cfg.prompt, device, field="heldout"), None
+    except ConfigError as exc:
+        if cfg.heldout is not None:
+            raise
+        return reward, None, f"default held-out reward skipped: {exc}"
+
+
+def save_outputs(images: torch.Tensor, out_dir: str) -> list[str]:
+    """result.png (the returned sample, images[0]) and grid.png (every returned sample) in out_dir."""
+    from PIL import Image
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    arr = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    paths = [out / "result.png", out / "grid.png"]
+    Image.fromarray(arr[0]).save(paths[0])
+    n = arr.shape[0]
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    h, w = arr.shape[1:3]
+    grid = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = arr[i]
+    Image.fromarray(grid).save(paths[1])
+    return [str(p) for p in paths]
+
+
+def build_world(cfg: RunConfig) -> World:
+    """The text-to-image world of a run config; every bad setting is a ConfigError naming its field."""
+    spec = MODELS[cfg.model]
+    if cfg.preset is not None or cfg.mixture is not None:
+        raise ConfigError("preset" if cfg.preset is not None else "mixture", f"{cfg.model} takes a prompt, not a mixture")
+    if not isinstance(cfg.prompt, str) or not cfg.prompt.strip():
+        raise ConfigError("prompt", f"{cfg.model} needs a text prompt (--prompt TEXT)")
+    height, width = image_size(cfg)
+    params = t2i_params(cfg)
+    device = default_device()
+    dtype = default_dtype(device)
+    offload = bool(params.get("offload", env_flag("FLOWSCALE_CPU_OFFLOAD")))
+    check_reward_specs(cfg, spec)
+    pipe = load_pipeline(cfg.model, cfg.model_path, device, dtype, offload)
+    reward, heldout, note = _rewards(cfg, spec, device)
+    adapter = make_adapter(cfg, pipe, height, width, params)
+    if "preview_vae" in params:
+        adapter.preview_decoder = TinyPreviewDecoder(str(params["preview_vae"]), adapter.device, dtype)
+    cond = (adapter.encode_condition(cfg.prompt, str(params.get("negative_prompt", "")))
+            if isinstance(adapter, SD3Adapter) else adapter.encode_condition(cfg.prompt))
+    info: dict[str, Any] = {
+        "model": cfg.model, "model_path": cfg.model_path, "height": height, "width": width,
+        "latent_shape": list(adapter.sample_shape), "dtype": str(dtype).replace("torch.", ""), "device": str(device),
+        "guidance_scale": adapter.guidance_scale, "offload": offload,
+        "transformer_rows_per_nfe": getattr(adapter, "transformer_rows_per_nfe", 1),
+        "nfe_note": "1 NFE = one velocity of one particle (an SD3 CFG evaluation runs 2 transformer rows)",
+    }
+    if note:
+        info["note"] = note
+    return World(
+        name=cfg.model,
+        model=adapter,
+        cond=cond,
+        reward=reward,
+        heldout=heldout,
+        decode=adapter.decode,
+        project=RandomProjection(int(np.prod(adapter.sample_shape))),
+        defaults=world_defaults(cfg, adapter, reward, heldout),
+        info=info,
+        save_outputs=save_outputs,
+        previews=lambda images: thumbnails(images, PREVIEW_SIZE),
+    )
+
+
+def gpu_duration(cfg: RunConfig, safety: float = 1.5) -> int:
+    """Seconds of GPU time a run of cfg should take (for spaces.GPU(duration=...)), rough and generous.
+
+    NFE budget (or particles x steps for ode/base) x seconds per NFE (SEC_PER_NFE at 1024^2, scaled by pixel
+    count; env FLOWSCALE_SEC_PER_NFE overrides), plus model loading, times `safety`.
+    """
+    spec = MODELS.get(cfg.model)
+    if spec is None:
+        return 60
+    steps = cfg.steps or spec.steps
+    if cfg.method == "ode":
+        nfe = steps
+    elif cfg.method == "base":
+        nfe = (cfg.particles or spec.particles) * steps
+    else:
+        nfe = cfg.nfe or spec.nfe
+    per_nfe = float(os.environ.get("FLOWSCALE_SEC_PER_NFE", SEC_PER_NFE[cfg.model]))
+    pixels = (cfg.height or DEFAULT_SIZE) * (cfg.width or DEFAULT_SIZE) / DEFAULT_SIZE**2
+    return int(math.ceil(safety * (LOAD_SECONDS + nfe * per_nfe * max(pixels, 0.05))))
+
+
+def gpu(fn: Callable[..., Any], duration: int | Callable[..., int] | None = None) -> Callable[..., Any]:
+    """fn wrapped with spaces.GPU(duration=...) when the `spaces` package is importable, else fn itself."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+    except ImportError:
+        return fn
+    return spaces.GPU(fn, duration=duration) if duration is not None else spaces.GPU(fn)

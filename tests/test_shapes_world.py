@@ -1,0 +1,242 @@
+"""Shapes world: scene generator, prompt parser, detector, rewards, shipped model and verifier (CPU, fast)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flowscale.worlds.shapes import detector, image_rewards, scenes
+from flowscale.worlds.shapes.prompts import (
+    format_prompt,
+    load_prompts,
+    parse_prompt,
+    prompt_to_vector,
+    random_prompts,
+)
+from flowscale.worlds.shapes.scenes import CLASSES, SceneObject, render
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets" / "shapes"
+
+
+# ----------------------------------------------------------------------------------------------- scenes
+
+
+def test_random_scene_is_deterministic_per_seed() -> None:
+    a_img, a_obj = scenes.random_scene(7)
+    b_img, b_obj = scenes.random_scene(7)
+    c_img, c_obj = scenes.random_scene(8)
+    assert np.array_equal(a_img, b_img) and a_obj == b_obj
+    assert not np.array_equal(a_img, c_img) or a_obj != c_obj
+
+
+def test_render_spec_and_batches_are_deterministic() -> None:
+    spec = {("red", "circle"): 2, ("blue", "triangle"): 3}
+    a = scenes.render_spec(np.random.default_rng(3), spec)
+    b = scenes.render_spec(np.random.default_rng(3), spec)
+    c = scenes.render_spec(np.random.default_rng(4), spec)
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    assert not np.array_equal(a[0], c[0])
+    assert scenes.objects_to_spec(a[1]) == spec
+    xa, ca = scenes.sample_batch(np.random.default_rng(0), 16)
+    xb, cb = scenes.sample_batch(np.random.default_rng(0), 16)
+    assert torch.equal(xa, xb) and torch.equal(ca, cb)
+    assert xa.shape == (16, 3, 32, 32) and xa.dtype == torch.float32
+    assert float(xa.min()) >= -1.0 and float(xa.max()) <= 1.0
+
+
+def test_scenes_respect_object_rules() -> None:
+    for seed in range(200):
+        image, objects = scenes.random_scene(seed)
+        assert image.shape == (3, 32, 32) and image.dtype == np.float32
+        assert 1 <= len(objects) <= 6
+        for colour, shape, cx, cy, size in objects:
+            assert colour in scenes.COLOURS and shape in scenes.SHAPES
+            assert scenes.MIN_SIZE <= size <= scenes.MAX_SIZE
+            assert size / 2 <= cx <= 32 - size / 2 and size / 2 <= cy <= 32 - size / 2
+        # pure colours only: every pixel is background or one of the four colours
+        palette = {tuple(scenes.BACKGROUND)} | {scenes.RGB[c] for c in scenes.COLOURS}
+        assert {tuple(p) for p in image.reshape(3, -1).T.tolist()} <= palette
+
+
+def test_sample_spec_is_prompt_like() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        spec = scenes.sample_spec(rng)
+        assert 1 <= len(spec) <= 2 and 1 <= sum(spec.values()) <= 6
+        assert all(n >= 1 for n in spec.values())
+        assert scenes.vector_to_spec(scenes.spec_to_vector(spec)) == spec
+
+
+def test_uint8_round_trip() -> None:
+    x, _ = scenes.sample_batch(np.random.default_rng(1), 4)
+    u8 = scenes.to_uint8(x)
+    assert u8.shape == (4, 32, 32, 3) and u8.dtype == np.uint8
+    assert torch.equal(scenes.from_uint8(u8), x)
+
+
+# ---------------------------------------------------------------------------------------------- prompts
+
+
+def test_parse_singular_plural_and_two_clauses() -> None:
+    assert parse_prompt("3 red circles") == {("red", "circle"): 3}
+    assert parse_prompt("1 green square") == {("green", "square"): 1}
+    assert parse_prompt("1 blue square and 2 yellow triangles") == {("blue", "square"): 1, ("yellow", "triangle"): 2}
+    assert parse_prompt("2 Red Triangles, 1 blue circle.") == {("red", "triangle"): 2, ("blue", "circle"): 1}
+    v = prompt_to_vector("1 blue square and 2 yellow triangles")
+    assert v.shape == (12,) and float(v.sum()) == 3.0
+    assert float(v[CLASSES.index(("yellow", "triangle"))]) == 2.0
+
+
+@pytest.mark.parametrize("bad", ["3 purple circles", "3 red hexagons", "seven red circles", "9 red circles",
+                                 "red circles", "1 red circle and 1 red circle", "4 red circles and 3 blue squares"])
+def test_parse_errors(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_prompt(bad)
+
+
+def test_unknown_word_error_lists_vocabulary() -> None:
+    with pytest.raises(ValueError) as err:
+        parse_prompt("2 purple circles")
+    msg = str(err.value)
+    for word in ("purple", "red", "green", "blue", "yellow", "circle", "square", "triangle"):
+        assert word in msg
+
+
+def test_format_round_trip_and_random_prompts() -> None:
+    assert format_prompt({("red", "circle"): 1, ("blue", "square"): 2}) == "1 red circle and 2 blue squares"
+    prompts = random_prompts(50, seed=3)
+    assert prompts == random_prompts(50, seed=3) and prompts != random_prompts(50, seed=4)
+    for p in prompts:
+        assert format_prompt(parse_prompt(p)) == p
+
+
+def test_shipped_prompt_file() -> None:
+    prompts = load_prompts()
+    assert len(prompts) >= 60 and len(set(prompts)) == len(prompts)
+    n_clauses = [len(parse_prompt(p)) for p in prompts]
+    assert {1, 2} <= set(n_clauses)
+    assert len({sum(parse_prompt(p).values()) for p in prompts}) == 6
+
+
+# --------------------------------------------------------------------------------------------- detector
+
+
+def test_detector_is_exact_on_clean_scenes() -> None:
+    n, correct = 400, 0
+    images, targets = [], []
+    for seed in range(10_000, 10_000 + n):
+        image, objects = scenes.random_scene(seed)
+        images.append(image)
+        spec = scenes.objects_to_spec(objects)
+        targets.append({cls: spec.get(cls, 0) for cls in CLASSES})
+    detected = detector.detect_counts(torch.as_tensor(np.stack(images)))
+    correct = sum(d == t for d, t in zip(detected, targets, strict=True))
+    assert correct / n >= 0.99
+
+
+def test_detector_on_prompt_scenes_and_ignores_specks() -> None:
+    rng = np.random.default_rng(5)
+    for prompt in load_prompts()[:60]:
+        spec = parse_prompt(prompt)
+        image, _ = scenes.render_spec(rng, spec)
+        image = torch.as_tensor(image)[None]
+        image[0, :, 0:2, 0:2] = torch.tensor([1.0, 0.0, 0.0])[:, None, None]  # a 4-pixel red speck
+        assert float(detector.count_accuracy(image, spec)[0]) == 1.0
+
+
+def _known_scene() -> torch.Tensor:
+    """2 red circles + 1 blue square, hand placed."""
+    objects = [SceneObject("red", "circle", 6.0, 6.0, 8), SceneObject("red", "circle", 20.0, 6.0, 8),
+               SceneObject("blue", "square", 12.0, 22.0, 9)]
+    return torch.as_tensor(render(objects))[None]
+
+
+def test_count_compose_and_accuracy_rewards() -> None:
+    image = _known_scene()
+    right = {("red", "circle"): 2, ("blue", "square"): 1}
+    assert detector.count_reward(image, right).tolist() == [0.0]
+    assert detector.count_reward(image, right).dtype == torch.float64
+    assert detector.count_accuracy(image, right).tolist() == [1.0]
+    assert detector.compose_reward(image, right).tolist() == [1.0]
+    # 3 red circles asked: one missing (1) and one extra blue square (1) -> -2
+    assert detector.count_reward(image, {("red", "circle"): 3}).tolist() == [-2.0]
+    assert detector.count_accuracy(image, {("red", "circle"): 3}).tolist() == [0.0]
+    assert detector.compose_reward(image, {("red", "circle"): 2, ("blue", "square"): 3}).tolist() == [0.5]
+    # a count vector works as a target too, and a batch gives one value per image
+    batch = torch.cat([image, torch.zeros_like(image)])
+    assert detector.count_reward(batch, prompt_to_vector("2 red circles and 1 blue square")).tolist() == [0.0, -5.0]
+    assert detector.count_details(image) == [{"red circle": 2, "blue square": 1}]
+
+
+def test_image_rewards() -> None:
+    black, white = torch.zeros(1, 3, 32, 32), torch.ones(1, 3, 32, 32)
+    red = torch.zeros(1, 3, 32, 32)
+    red[:, 0] = 1.0
+    b = image_rewards.brightness(torch.cat([black, white, red]))
+    assert b.dtype == torch.float64 and torch.allclose(b, torch.tensor([0.0, 1.0, 0.299], dtype=torch.float64))
+    noise = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    j = image_rewards.jpeg_compressibility(torch.cat([black, noise, _known_scene()]))
+    assert j.dtype == torch.float64 and j.shape == (3,)
+    assert bool((j < 0).all()) and j[0] > j[2] > j[1]
+
+
+# ------------------------------------------------------------------------------ shipped model, verifier
+
+
+def test_shipped_model_loads_and_runs(tmp_path: Path) -> None:
+    from flowscale.worlds.shapes.model import ShapesFlowModel
+
+    config = json.loads((ASSETS / "config.json").read_text())
+    assert config["training"]["steps"] >= 500, "assets/shapes holds an untrained model"
+    model = ShapesFlowModel.from_pretrained(ASSETS)
+    assert model.name == "shapes" and model.sample_shape == (3, 32, 32) and model.dtype == torch.float32
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 3, 32, 32, generator=gen)
+    t = torch.tensor([1.0, 0.5, 0.05], dtype=torch.float64)
+    u = model.velocity(x, t, prompt_to_vector("3 red circles"))
+    assert u.shape == x.shape and u.dtype == torch.float32 and bool(torch.isfinite(u).all())
+    u_batch = model.velocity(x, t, prompt_to_vector("3 red circles").expand(3, 12))
+    assert torch.allclose(u, u_batch, atol=1e-5)
+    images = model.decode(x - t.float()[:, None, None, None] * u)
+    assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0
+    # save / load round trip
+    model.save_pretrained(tmp_path / "copy")
+    again = ShapesFlowModel.from_pretrained(tmp_path / "copy")
+    assert torch.equal(again.velocity(x, t, prompt_to_vector("3 red circles")), u)
+
+
+def test_shipped_verifier_loads_and_counts_clean_scenes() -> None:
+    from flowscale.worlds.shapes.verifier import ShapesVerifier
+
+    verifier = ShapesVerifier.from_pretrained(ASSETS)
+    image = _known_scene()
+    right = {("red", "circle"): 2, ("blue", "square"): 1}
+    r = verifier.count_reward(image, right)
+    assert r.dtype == torch.float64 and r.shape == (1,)
+    rng = np.random.default_rng(77)
+    imgs, specs = [], []
+    for _ in range(50):
+        spec = scenes.sample_spec(rng)
+        imgs.append(scenes.render_spec(rng, spec)[0])
+        specs.append(spec)
+    preds = verifier.predict_counts(torch.as_tensor(np.stack(imgs)))
+    acc = np.mean([torch.equal(p, scenes.spec_to_vector(s).double()) for p, s in zip(preds, specs, strict=True)])
+    assert acc >= 0.7
+
+
+def test_training_checkpoint_resume(tmp_path: Path) -> None:
+    from flowscale import train
+
+    common = ["shapes", "--batch", "2", "--out", str(tmp_path / "run"), "--export", str(tmp_path / "export"),
+              "--ckpt-every", "1", "--log-every", "1", "--threads", "1"]
+    train.main([*common, "--steps", "2"])
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 2
+    train.main([*common, "--steps", "3", "--resume"])
+    config = json.loads((tmp_path / "export" / "config.json").read_text())
+    assert config["training"]["steps"] == 3
+    assert (tmp_path / "export" / "model.safetensors").is_file()

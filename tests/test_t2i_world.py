@@ -1,0 +1,344 @@
+"""Text-to-image world on tiny random FLUX / SD3 pipelines built offline (ecosystem.md 3.7).
+
+The pipelines are saved with save_pretrained and loaded back through the world's own loader (the code path
+of the real checkpoints) with HF_HUB_OFFLINE=1. Checks: the adapters' ODE reproduces the diffusers pipelines'
+latents exactly (float32), the velocity sign matches FlowMatchEulerDiscreteScheduler.step, FLUX.1-dev's
+dynamic shift equals the engine's shift with e^mu, runs through flowscale.run / the CLI write record.json
+and result.png, and missing weights offline are a ConfigError.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+pytest.importorskip("transformers")
+
+from diffusers import (AutoencoderKL, AutoencoderTiny, FlowMatchEulerDiscreteScheduler, FluxPipeline,  # noqa: E402
+                       FluxTransformer2DModel, SD3Transformer2DModel, StableDiffusion3Pipeline)
+from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer,  # noqa: E402
+                          T5Config, T5EncoderModel, T5Tokenizer)
+
+from flowscale.cli import main  # noqa: E402
+from flowscale.config import ConfigError, RunConfig  # noqa: E402
+from flowscale.grids import GridSpec, make_grid, shift_times  # noqa: E402
+from flowscale.models import CountedModel  # noqa: E402
+from flowscale.processes import make_process, process_step  # noqa: E402
+from flowscale.run import run  # noqa: E402
+from flowscale.sampler import FlowSampler  # noqa: E402
+from flowscale.worlds.t2i import world as t2i  # noqa: E402
+from flowscale.worlds.t2i.adapters import FluxAdapter, SD3Adapter  # noqa: E402
+from flowscale.worlds.t2i.availability import load_pipeline  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PROMPT = "a red apple"
+
+
+# --- tiny pipelines ------------------------------------------------------------------------------------
+def tiny_clip_tokenizer(max_len: int = 77) -> CLIPTokenizer:
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in string.ascii_lowercase + string.digits + ".,!?'-":
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_len)
+
+
+def tiny_t5_tokenizer() -> T5Tokenizer:
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
+    pieces += [(c, -5.0) for c in string.ascii_lowercase + string.digits]
+    pieces += [("\u2581" + c, -4.0) for c in string.ascii_lowercase]
+    return T5Tokenizer(vocab=pieces, extra_ids=0)
+
+
+def _clip_config() -> CLIPTextConfig:
+    return CLIPTextConfig(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37,
+                          num_attention_heads=4, num_hidden_layers=2, vocab_size=128, projection_dim=32,
+                          max_position_embeddings=77)
+
+
+def _t5() -> T5EncoderModel:
+    return T5EncoderModel(T5Config(vocab_size=128, d_model=32, d_ff=37, d_kv=8, num_layers=2, num_heads=4,
+                                   relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1))
+
+
+def _vae(channels: int) -> AutoencoderKL:
+    return AutoencoderKL(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4,), layers_per_block=1,
+                         latent_channels=channels, norm_num_groups=1, use_quant_conv=False,
+                         use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035)
+
+
+def tiny_flux(guidance_embeds: bool) -> FluxPipeline:
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=4, num_layers=1, num_single_layers=1,
+                                         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+                                         pooled_projection_dim=32, axes_dims_rope=[4, 4, 8],
+                                         guidance_embeds=guidance_embeds)
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0 if guidance_embeds else 1.0,
+                                                use_dynamic_shifting=guidance_embeds)
+    return FluxPipeline(scheduler=scheduler, vae=_vae(1), text_encoder=CLIPTextModel(_clip_config()),
+                        text_encoder_2=_t5(), tokenizer=tiny_clip_tokenizer(), tokenizer_2=tiny_t5_tokenizer(),
+                        transformer=transformer)
+
+
+def tiny_sd3() -> StableDiffusion3Pipeline:
+    torch.manual_seed(0)
+    transformer = SD3Transformer2DModel(sample_size=32, patch_size=1, in_channels=4, num_layers=1,
+                                        attention_head_dim=8, num_attention_heads=4, caption_projection_dim=32,
+                                        joint_attention_dim=32, pooled_projection_dim=64, out_channels=4)
+    return StableDiffusion3Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=_vae(4),
+        text_encoder=CLIPTextModelWithProjection(_clip_config()),
+        text_encoder_2=CLIPTextModelWithProjection(_clip_config()), text_encoder_3=_t5(),
+        tokenizer=tiny_clip_tokenizer(), tokenizer_2=tiny_clip_tokenizer(), tokenizer_3=tiny_t5_tokenizer(),
+        transformer=transformer)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _offline_single_thread():
+    """HF_HUB_OFFLINE=1 for every test here; one torch thread (tiny models are slower with contention)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("FLOWSCALE_DEVICE", "cpu")
+        mp.delenv("FLOWSCALE_AESTHETIC_HEAD", raising=False)
+        yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pipe_dirs(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("pipes")
+    dirs = {}
+    for name, pipe in (("flux-schnell", tiny_flux(False)), ("flux-dev", tiny_flux(True)), ("sd3", tiny_sd3())):
+        dirs[name] = str(root / name)
+        pipe.save_pretrained(dirs[name])
+    return dirs
+
+
+def _t(value: float) -> torch.Tensor:
+    return torch.tensor(float(value), dtype=torch.float64)
+
+
+def adapter_ode(adapter, cond, x: torch.Tensor, sigmas: np.ndarray) -> tuple[torch.Tensor, int]:
+    """Linear-ODE Euler steps over the pipeline's sigmas (ending with the step to 0), via the engine."""
+    process = make_process("linear-ode")
+    counted = CountedModel(adapter)
+    sampler = FlowSampler(counted, process, cond)
+    for i in range(len(sigmas) - 1):
+        u, _ = sampler.evaluate(x, _t(sigmas[i]))
+        x = process_step(process, x, u, _t(sigmas[i]), _t(sigmas[i + 1]), None)
+    return x, counted.nfe
+
+
+# --- adapters against the pipelines -------------------------------------------------------------------
+@pytest.mark.parametrize("model,guidance", [("flux-schnell", 0.0), ("flux-dev", 3.5)])
+def test_flux_adapter_reproduces_pipeline_latents(pipe_dirs, model, guidance):
+    pipe = load_pipeline(model, pipe_dirs[model], torch.device("cpu"), torch.float32)
+    adapter = FluxAdapter(pipe, model, 32, 32, guidance_scale=guidance, max_sequence_length=32)
+    cond = adapter.encode_condition(PROMPT)
+    x1 = torch.randn(2, *adapter.sample_shape, generator=torch.Generator().manual_seed(0))
+    packed = pipe._pack_latents(x1, 2, *adapter.sample_shape)
+    ref = pipe(PROMPT, height=32, width=32, num_inference_steps=4, guidance_scale=guidance, latents=packed,
+               max_sequence_length=32, output_type="latent", num_images_per_prompt=2).images
+    ref = pipe._unpack_latents(ref, 32, 32, pipe.vae_scale_factor)
+    sigmas = pipe.scheduler.sigmas.double().numpy()
+    out, nfe = adapter_ode(adapter, cond, x1, sigmas)
+    assert nfe == 2 * 4
+    assert (out - ref).abs().max().item() <= 1e-5 * max(1.0, ref.abs().max().item())
+
+
+def test_sd3_adapter_with_cfg_reproduces_pipeline_latents(pipe_dirs):
+    pipe = load_pipeline("sd3", pipe_dirs["sd3"], torch.device("cpu"), torch.float32)
+    adapter = SD3Adapter(pipe, "sd3", 32, 32, guidance_scale=5.0, max_sequence_length=32)
+    assert adapter.do_cfg and adapter.transformer_rows_per_nfe == 2
+    cond = adapter.encode_condition(PROMPT)
+    x1 = torch.randn(2, *adapter.sample_shape, generator=torch.Generator().manual_seed(1))
+    ref = pipe(PROMPT, height=32, width=32, num_inference_steps=4, guidance_scale=5.0, latents=x1,
+               max_sequence_length=32, output_type="latent", num_images_per_prompt=2).images
+    out, nfe = adapter_ode(adapter, cond, x1, pipe.scheduler.sigmas.double().numpy())
+    assert nfe == 2 * 4  # a CFG evaluation (2 transformer rows) is one NFE per particle
+    assert (out - ref).abs().max().item() <= 1e-5 * max(1.0, ref.abs().max().item())
+
+
+def test_velocity_sign_matches_scheduler_step(pipe_dirs):
+    pipe = load_pipeline("flux-schnell", pipe_dirs["flux-schnell"], torch.device("cpu"), torch.float32)
+    adapter = FluxAdapter(pipe, "flux-schnell", 32, 32, None, 32)
+    cond = adapter.encode_condition(PROMPT)
+    scheduler = FlowMatchEulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    scheduler.set_timesteps(4)
+    x = torch.randn(1, *adapter.sample_shape, generator=torch.Generator().manual_seed(2))
+    sigma, sigma_next = float(scheduler.sigmas[1]), float(scheduler.sigmas[2])
+    u = adapter.velocity(x, torch.tensor([sigma], dtype=torch.float64), cond)
+    packed = pipe._pack_latents(x, 1, *adapter.sample_shape)
+    u_packed = pipe._pack_latents(u, 1, *adapter.sample_shape)
+    scheduler._step_index = 1
+    stepped = scheduler.step(u_packed, scheduler.timesteps[1], packed, return_dict=False)[0]
+    ours = process_step(make_process("linear-ode"), x, u, _t(sigma), _t(sigma_next), None)
+    assert torch.allclose(pipe._unpack_latents(stepped, 32, 32, pipe.vae_scale_factor), ours, atol=1e-6)
+
+
+def test_flux_dev_shift_is_exponential_time_shift(pipe_dirs):
+    pipe = load_pipeline("flux-dev", pipe_dirs["flux-dev"], torch.device("cpu"), torch.float32)
+    adapter = FluxAdapter(pipe, "flux-dev", 32, 32, 3.5, 32)
+    shift = t2i.flux_shift(pipe, adapter.image_seq_len)
+    mu = math.log(shift)
+    t = torch.linspace(0.01, 1.0, 50, dtype=torch.float64)
+    exponential = math.exp(mu) / (math.exp(mu) + (1 / t - 1))
+    assert torch.allclose(shift_times(t, shift), exponential, atol=1e-12)
+    # the engine's default flux-dev grid equals the pipeline's sigmas
+    pipe.scheduler.set_timesteps(sigmas=np.linspace(1.0, 1 / 6, 6), mu=mu)
+    grid = make_grid(GridSpec("uniform", 6, "linear", shift), make_process("linear-ode"))
+    assert torch.allclose(grid, pipe.scheduler.sigmas.double(), atol=1e-6)
+
+
+# --- the world through the engine ---------------------------------------------------------------------
+def _cfg(dirs, **kw) -> RunConfig:
+    base = dict(model="flux-schnell", model_path=dirs["flux-schnell"], prompt=PROMPT, height=32, width=32,
+                steps=4, nfe=24, reward="brightness")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+@pytest.mark.parametrize("method,process", [("ode", "linear-ode"), ("bon", "linear-ode"), ("rbf", "vp-sde")])
+def test_run_methods(pipe_dirs, method, process):
+    out = run(_cfg(pipe_dirs, method=method, process=process))
+    rec = out.record
+    assert rec.nfe_used == (4 if method == "ode" else 24) and rec.nfe_used <= rec.nfe_budget
+    assert math.isfinite(rec.final_reward) and 0.0 <= rec.final_reward <= 1.0
+    assert out.decoded.shape[1:] == (3, 32, 32) and out.decoded.dtype == torch.float32
+    assert out.samples.shape[1:] == (1, 32, 32)
+    assert np.asarray(rec.samples_2d).shape == (out.samples.shape[0], 2)
+    assert rec.extra["world"]["latent_shape"] == [1, 32, 32]
+    assert "note" in rec.extra["world"]  # default held-out (aesthetic) skipped: no head weights here
+
+
+def test_world_defaults_per_model(pipe_dirs):
+    schnell = t2i.build_world(_cfg(pipe_dirs))
+    d = schnell.defaults
+    assert (d.steps, d.grid, d.grid_space, d.nfe, d.max_batch, d.shift) == (10, "exp", "process", 500, 5, 1.0)
+    assert d.reward == "brightness" and d.heldout is None
+    dev = t2i.build_world(_cfg(pipe_dirs, model="flux-dev", model_path=pipe_dirs["flux-dev"]))
+    assert (dev.defaults.steps, dev.defaults.grid, dev.defaults.grid_space) == (28, "uniform", "linear")
+    assert dev.defaults.shift == pytest.approx(t2i.flux_shift(dev.model.pipe, 256))
+    assert dev.info["guidance_scale"] == 3.5
+    sd3 = t2i.build_world(_cfg(pipe_dirs, model="sd3", model_path=pipe_dirs["sd3"],
+                               params={"t2i.guidance_scale": 4.0}))
+    assert (sd3.defaults.steps, sd3.defaults.grid_space, sd3.defaults.shift) == (28, "linear", 3.0)
+    assert sd3.info["guidance_scale"] == 4.0 and sd3.info["transformer_rows_per_nfe"] == 2
+
+
+def test_sd3_and_flux_dev_run(pipe_dirs):
+    for model in ("sd3", "flux-dev"):
+        out = run(_cfg(pipe_dirs, model=model, model_path=pipe_dirs[model], method="bon", nfe=8, steps=4))
+        assert out.record.nfe_used == 8 and math.isfinite(out.record.final_reward)
+
+
+def test_previews_projection_and_outputs(pipe_dirs, tmp_path):
+    world = t2i.build_world(_cfg(pipe_dirs))
+    x = torch.randn(3, *world.model.sample_shape)
+    images = world.decode(x)
+    assert images.shape == (3, 3, 32, 32) and float(images.min()) >= 0 and float(images.max()) <= 1
+    thumbs = world.previews(images)
+    assert len(thumbs) == 3 and thumbs[0].dtype == np.uint8 and thumbs[0].shape == (32, 32, 3)
+    big = world.previews(torch.rand(1, 3, 128, 96))
+    assert big[0].shape == (64, 48, 3)
+    p = world.project(x)
+    assert p.shape == (3, 2) and p.dtype == torch.float64
+    assert torch.equal(p, t2i.build_world(_cfg(pipe_dirs)).project(x))  # fixed seeded projection
+    paths = world.save_outputs(images, str(tmp_path))
+    assert [Path(p).name for p in paths] == ["result.png", "grid.png"] and all(Path(p).is_file() for p in paths)
+
+
+def test_tiny_preview_decoder(pipe_dirs, tmp_path):
+    tae = AutoencoderTiny(in_channels=3, out_channels=3, encoder_block_out_channels=(8,),
+                          decoder_block_out_channels=(8,), num_encoder_blocks=(1,), num_decoder_blocks=(1,),
+                          latent_channels=1, upsampling_scaling_factor=1)
+    tae.save_pretrained(tmp_path / "tae")
+    world = t2i.build_world(_cfg(pipe_dirs, params={"t2i.preview_vae": str(tmp_path / "tae")}))
+    thumbs = world.model.preview_latents(torch.randn(2, *world.model.sample_shape))
+    assert len(thumbs) == 2 and thumbs[0].shape == (32, 32, 3) and thumbs[0].dtype == np.uint8
+
+
+def test_cli_main_writes_record_and_images(pipe_dirs, tmp_path):
+    out = tmp_path / "out"
+    code = main(["run", "--model", "flux-schnell", "--model-path", pipe_dirs["flux-schnell"], "--prompt", PROMPT,
+                 "--height", "32", "--width", "32", "--method", "rbf", "--process", "vp-sde", "--steps", "4",
+                 "--nfe", "24", "--reward", "brightness", "--out", str(out)])
+    assert code == 0
+    record = json.loads((out / "record.json").read_text())
+    assert record["nfe_used"] == 24 and record["config"]["model_path"] == pipe_dirs["flux-schnell"]
+    assert (out / "result.png").is_file() and (out / "grid.png").is_file()
+
+
+def test_cli_subprocess_offline(pipe_dirs, tmp_path):
+    out = tmp_path / "cli"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "FLOWSCALE_DEVICE": "cpu",
+           "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "flowscale", "run", "--model", "flux-schnell", "--model-path",
+           pipe_dirs["flux-schnell"], "--prompt", PROMPT, "--height", "32", "--width", "32", "--method", "rbf",
+           "--process", "vp-sde", "--steps", "4", "--nfe", "24", "--reward", "brightness", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / "record.json").is_file() and (out / "result.png").is_file()
+    assert "NFE 24/24" in proc.stdout
+
+
+# --- errors ---------------------------------------------------------------------------------------------
+def test_missing_weights_offline_is_config_error(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        run(RunConfig(model="flux-schnell", prompt=PROMPT, height=32, width=32, reward="brightness"))
+    assert err.value.field == "model" and "FLUX.1-schnell" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        run(RunConfig(model="flux-schnell", model_path=str(tmp_path / "nope"), prompt=PROMPT, reward="brightness"))
+    assert err.value.field == "model_path"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError) as err:
+        run(RunConfig(model="sd3.5", model_path=str(tmp_path / "empty"), prompt=PROMPT, reward="brightness"))
+    assert err.value.field == "model_path" and "model_index.json" in str(err.value)
+
+
+def test_bad_settings_are_config_errors(pipe_dirs, capsys):
+    cases = [
+        (dict(model_path=pipe_dirs["sd3"]), "model_path"),  # an SD3 folder for a FLUX model
+        (dict(prompt=None), "prompt"),
+        (dict(height=40), "height"),
+        (dict(reward="nope"), "reward"),
+        (dict(heldout="clip:x"), "heldout"),
+        (dict(params={"t2i.guidance_scale": "lots"}), "params"),
+        (dict(params={"t2i.unknown": 1}), "params"),
+        (dict(reward="vqascore"), "reward"),  # FLOWSCALE_VQASCORE_URL unset
+    ]
+    os.environ.pop("FLOWSCALE_VQASCORE_URL", None)
+    for kw, field in cases:
+        with pytest.raises(ConfigError) as err:
+            run(_cfg(pipe_dirs, **kw))
+        assert err.value.field == field, (kw, err.value)
+    code = main(["run", "--model", "flux-schnell", "--prompt", PROMPT, "--height", "32", "--width", "32",
+                 "--reward", "brightness", "--out", "/tmp/never"])
+    assert code == 2 and capsys.readouterr().err.startswith("error: --model: ")
+
+
+def test_gpu_duration_and_wrapper():
+    small = t2i.gpu_duration(RunConfig(model="flux-schnell", method="rbf", nfe=50, prompt="x"))
+    large = t2i.gpu_duration(RunConfig(model="flux-schnell", method="rbf", nfe=500, prompt="x"))
+    assert 0 < small < large
+    assert t2i.gpu_duration(RunConfig(model="flux-schnell", method="ode", prompt="x")) < small
+
+    def fn() -> int:
+        return 1
+
+    try:
+        import spaces  # noqa: F401
+    except ImportError:
+        assert t2i.gpu(fn, duration=10) is fn
