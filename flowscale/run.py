@@ -142,7 +142,7 @@ def _finish(cfg: RunConfig, world: World, ctx: SearchContext, model: CountedMode
         wall_time_s=wall,
         model_time_s=model.model_time_s,
         reward_time_s=ctx.reward_time_s,
-        extra={"method_result": result.extra, "world": world.info},
+        extra={**result.extra, "world": world.info},
     )
     return RunOutput(record, result.samples, decoded, world)
 

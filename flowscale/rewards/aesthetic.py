@@ -60,12 +60,31 @@ def convert_head(pth: str | Path, out: str | Path) -> None:
     save_file(state, str(out))
 
 
+class _VisionTower:
+    """CLIPVisionModelWithProjection from a full CLIPModel folder (or a vision-only one).
+
+    The vision sub-config of a CLIPConfig does not always carry the top-level projection_dim, so it is
+    copied over before loading (the text tower's weights are skipped).
+    """
+
+    @staticmethod
+    def from_pretrained(location: str, **kwargs):  # noqa: ANN205 - a transformers model
+        from transformers import AutoConfig, CLIPVisionModelWithProjection
+
+        config = AutoConfig.from_pretrained(location, **kwargs)
+        if getattr(config, "vision_config", None) is not None:
+            vision = config.vision_config
+            vision.projection_dim = config.projection_dim
+            config = vision
+        return CLIPVisionModelWithProjection.from_pretrained(location, config=config, **kwargs)
+
+
 class AestheticScorer:
     """CLIP vision tower (with projection) + the LAION MLP head."""
 
     def __init__(self, head_path: str, clip_path: str = CLIP_ID, device: str | torch.device | None = None,
                  field: str = "reward", batch: int = 16) -> None:
-        from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+        from transformers import CLIPImageProcessor
 
         if not Path(head_path).is_file():
             raise ConfigError(field, f"aesthetic head weights not found: {head_path} (see {HEAD_ENV} in docs/t2i.md)")
@@ -76,7 +95,7 @@ class AestheticScorer:
         except Exception as exc:  # wrong file: say so instead of a traceback
             raise ConfigError(field, f"cannot read aesthetic head {head_path}: {type(exc).__name__}: {exc}") from exc
         self.head = head.to(self.device, torch.float32)
-        self.vision = load_hf(CLIPVisionModelWithProjection, clip_path, field, "CLIP vision tower", CLIP_ENV)
+        self.vision = load_hf(_VisionTower, clip_path, field, "CLIP vision tower", CLIP_ENV)
         self.vision.to(self.device, self.dtype).eval()
         self.processor = load_hf(CLIPImageProcessor, clip_path, field, "CLIP image processor", CLIP_ENV)
         dim = self.head.layers[0].in_features

@@ -68,7 +68,7 @@ class ClipScorer:
     def score(self, images: torch.Tensor, prompt: str) -> torch.Tensor:
         """float64 [B] on the CPU."""
         cos = self.image_embeddings(images) @ self.text_embedding(prompt)
-        factor = 100.0 if self.scale == "cos100" else float(self.model.logit_scale.exp())
+        factor = 100.0 if self.scale == "cos100" else float(self.model.logit_scale.detach().exp())
         return (factor * cos).to("cpu", torch.float64)
 
 

@@ -42,6 +42,7 @@ NUMBER_WORDS = {w: i for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty".split()) if i > 0}
 ARTICLES = ("a", "an")
+LIST_STARTS = ("and", ",", "plus", ";")
 STOP_WORDS = frozenset(
     "and or with on in at of next near under beside behind above below over inside outside around on top "
     "to by from while that which who is are sit sits stand stands lie lies left right front middle".split())
@@ -66,7 +67,8 @@ def parse_count_prompt(prompt: str) -> dict[str, int]:
     """'3 red apples and 2 bananas' -> {'red apples': 3, 'bananas': 2} (insertion order kept).
 
     Counts are digits or number words (one..twenty); "a"/"an" counts 1 only in prompts with an explicit
-    number and not before "of" ("a photo of ..."). Phrases end at punctuation, a preposition/conjunction,
+    number, at the start or after "and" / "," (a list item, not "on a table"), and not before "of"
+    ("a photo of ..."). Phrases end at punctuation, a preposition/conjunction,
     an -ing word or after three words. Returns {} when nothing is found.
     """
     tokens = re.findall(r"[a-z0-9]+(?:[-'][a-z0-9]+)*|[,.;:!?]", prompt.lower())
@@ -77,7 +79,7 @@ def parse_count_prompt(prompt: str) -> dict[str, int]:
             count = int(tok)
         elif tok in NUMBER_WORDS:
             count = NUMBER_WORDS[tok]
-        elif tok in ARTICLES and explicit:
+        elif tok in ARTICLES and explicit and (i == 0 or tokens[i - 1] in LIST_STARTS):
             count = 1
         else:
             continue

@@ -61,7 +61,7 @@ def run_smc(ctx: SearchContext, p: SmcParams) -> Generator[Event, None, SearchRe
     for step in range(1, ctx.steps):
         current_ess = ess(log_w)
         ess_per_step.append(current_ess)
-        if current_ess < p.ess_threshold * n:
+        if current_ess < p.ess_threshold * n * (1 - 1e-9):  # equal weights never resample (rounding)
             ancestors = resample(log_w, p.resampling, ctx.generator)
             particles = particles.take(ancestors)
             parent_reward = parent_reward[ancestors]

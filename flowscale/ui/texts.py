@@ -96,3 +96,49 @@ PLOTS = {
 def explain(method: str, process: str) -> str:
     """The paragraphs for the selected method and process."""
     return METHODS.get(method, f"**{method}**") + "\n\n" + PROCESSES.get(process, f"**{process}**")
+
+# Labels of the method settings in the Advanced accordion (keys as in RunConfig.params).
+SETTING_LABELS = {
+    "bon.n": "trajectories N (0 = budget ÷ steps)",
+    "sop.n": "particles N",
+    "sop.k": "children per particle K",
+    "sop.t_seed": "first solve stops at t_seed",
+    "sop.forward": "renoise forward by Δf",
+    "sop.backward": "solve back down by Δb",
+    "sop.solve_steps": "Euler steps per solve (0 = as many as the budget allows)",
+    "smc.n": "particles N (0 = budget ÷ steps)",
+    "smc.lam": "λ: temperature of the target p·e^(r/λ)",
+    "smc.ess_threshold": "resample when ESS < threshold × N",
+    "smc.resampling": "resampling scheme",
+    "code.n": "chains N",
+    "code.k": "particles per step K (0 = the most that fit)",
+    "code.block": "block size L (steps between selections)",
+    "code.lam": "λ (0 = keep the best, > 0 = draw from softmax(r/λ))",
+    "svdd.n": "chains N",
+    "svdd.k": "particles per step K (0 = the most that fit)",
+    "svdd.lam": "λ (0 = keep the best, > 0 = draw from softmax(r/λ))",
+    "rbf.variant": "variant: paper (Alg. 2) or released code",
+    "rbf.chains": "chains N",
+    "rbf.init_particles": "initial particles per chain (0 = paper 1, code 25)",
+}
+
+API = '''The app serves one named endpoint, **`/run`**, with the CLI's names and values. Settings you leave out
+keep their defaults; the updates stream while the run goes, and the last one carries the run record.
+
+```python
+from gradio_client import Client
+
+client = Client("http://127.0.0.1:7860/")
+status, record = client.predict(model="toy2d", method="rbf", process="vp-sde", nfe=200, seed=0, api_name="/run")
+print(record["final_reward"], record["nfe_used"])
+
+job = client.submit(model="toy2d", method="smc", process="linear-sde", nfe=500, seed=1,
+                    params={"smc.lam": 0.5}, api_name="/run")
+for status, record in job:          # one update per step batch, then the record
+    print(status)
+```
+
+Keywords: `model` (toy2d, shapes, flux-schnell, …), `method` (bon, sop, smc, code, svdd, rbf, ode),
+`process` (linear-ode, linear-sde, vp-sde), `nfe`, `seed`, and optionally `steps`, `prompt`, `preset`,
+`reward`, `heldout` and `params` (method settings such as `{"rbf.variant": "code", "svdd.k": 25}`).
+A bad setting comes back as an error that names it.'''
