@@ -19,18 +19,37 @@ import torch.nn.functional as F
 
 pytest.importorskip("transformers")
 
-from transformers import (BertTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor,  # noqa: E402
-                          CLIPTokenizer, GroundingDinoConfig, GroundingDinoForObjectDetection,
-                          GroundingDinoImageProcessor, GroundingDinoProcessor, SwinConfig)
+from transformers import (
+    BertTokenizer,
+    CLIPConfig,
+    CLIPImageProcessor,
+    CLIPModel,
+    CLIPProcessor,
+    CLIPTokenizer,
+    GroundingDinoConfig,
+    GroundingDinoForObjectDetection,
+    GroundingDinoImageProcessor,
+    GroundingDinoProcessor,
+    SwinConfig,
+)
 
-from flowscale.config import ConfigError  # noqa: E402
-from flowscale.rewards import make_image_reward  # noqa: E402
-from flowscale.rewards import common  # noqa: E402
-from flowscale.rewards.aesthetic import AestheticScorer, convert_head  # noqa: E402
-from flowscale.rewards.clip import ClipScorer  # noqa: E402
-from flowscale.rewards.grounding_counting import (Detection, GroundingCounter, box_masks, dedup,  # noqa: E402
-                                                  keep_confident, parse_count_prompt, parse_count_spec)
-from flowscale.rewards.vqascore_client import VQAScoreClient  # noqa: E402
+from flowscale.config import ConfigError
+from flowscale.rewards import (
+    common,
+    make_image_reward,
+)
+from flowscale.rewards.aesthetic import AestheticScorer, convert_head
+from flowscale.rewards.clip import ClipScorer
+from flowscale.rewards.grounding_counting import (
+    Detection,
+    GroundingCounter,
+    box_masks,
+    dedup,
+    keep_confident,
+    parse_count_prompt,
+    parse_count_spec,
+)
+from flowscale.rewards.vqascore_client import VQAScoreClient
 
 PROMPT = "3 red apples and 2 bananas"
 CLASSES = ["red apples", "bananas"]
@@ -134,7 +153,7 @@ def test_pickscore(clip_dir, monkeypatch):
     s = reward(x)
     plain = ClipScorer(clip_dir, device="cpu")
     cos = plain.image_embeddings(x) @ plain.text_embedding(PROMPT)
-    assert torch.allclose(s, float(plain.model.logit_scale.exp()) * cos.double(), atol=1e-5)
+    assert torch.allclose(s, float(plain.model.logit_scale.detach().exp()) * cos.double(), atol=1e-5)
 
 
 def _random_head(dim: int) -> dict[str, torch.Tensor]:
@@ -227,6 +246,29 @@ def test_grounding_counter_on_tiny_model(gdino_dir, monkeypatch):
     assert torch.equal(-((got - torch.tensor([3, 2])) ** 2).sum(1).double(), r)
 
 
+def test_sam_masks_on_tiny_model(gdino_dir, tmp_path):
+    from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
+
+    config = SamConfig(
+        vision_config={"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37,
+                       "image_size": 64, "patch_size": 16, "output_channels": 16, "mlp_dim": 37, "window_size": 0,
+                       "global_attn_indexes": [1], "num_pos_feats": 8},
+        prompt_encoder_config={"hidden_size": 16, "image_size": 64, "patch_size": 16, "mask_input_channels": 4,
+                               "num_point_embeddings": 4},
+        mask_decoder_config={"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "mlp_dim": 32,
+                             "iou_head_hidden_dim": 16, "num_multimask_outputs": 3})
+    torch.manual_seed(0)
+    SamModel(config).eval().save_pretrained(tmp_path / "sam")
+    SamProcessor(image_processor=SamImageProcessor(size={"longest_edge": 64}, pad_size={"height": 64, "width": 64}))\
+        .save_pretrained(tmp_path / "sam")
+    counter = GroundingCounter(gdino_dir, sam_path=str(tmp_path / "sam"), device="cpu")
+    dets = [Detection(0, 0.9, (5.0, 5.0, 40.0, 40.0)), Detection(1, 0.5, (30.0, 30.0, 70.0, 90.0))]
+    masks = counter.masks(torch.rand(3, 96, 80), dets)
+    assert masks.shape == (2, 96, 80) and masks.dtype == torch.bool
+    counts = counter.counts(images(2, 64), CLASSES)
+    assert counts.shape == (2, 2) and bool((counts >= 0).all())
+
+
 # --- weight-free, VQAScore, errors ----------------------------------------------------------------------
 def test_weight_free_rewards():
     x = images()
@@ -236,12 +278,12 @@ def test_weight_free_rewards():
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server API
+    def do_GET(self):
         self.send_response(200)
         self.end_headers()
         self.wfile.write(b"ok")
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         scores = [0.1 * (i + 1) + 0.01 * len(body["prompt"]) for i in range(len(body["images"]))]
         data = json.dumps({"scores": scores}).encode()

@@ -68,7 +68,7 @@ class _VisionTower:
     """
 
     @staticmethod
-    def from_pretrained(location: str, **kwargs):  # noqa: ANN205 - a transformers model
+    def from_pretrained(location: str, **kwargs):
         from transformers import AutoConfig, CLIPVisionModelWithProjection
 
         config = AutoConfig.from_pretrained(location, **kwargs)
@@ -94,9 +94,9 @@ class AestheticScorer:
             head = build_head(load_head_state(head_path))
         except Exception as exc:  # wrong file: say so instead of a traceback
             raise ConfigError(field, f"cannot read aesthetic head {head_path}: {type(exc).__name__}: {exc}") from exc
-        self.head = head.to(self.device, torch.float32)
+        self.head = head.to(self.device, torch.float32).requires_grad_(False)
         self.vision = load_hf(_VisionTower, clip_path, field, "CLIP vision tower", CLIP_ENV)
-        self.vision.to(self.device, self.dtype).eval()
+        self.vision.to(self.device, self.dtype).eval().requires_grad_(False)
         self.processor = load_hf(CLIPImageProcessor, clip_path, field, "CLIP image processor", CLIP_ENV)
         dim = self.head.layers[0].in_features
         if self.vision.config.projection_dim != dim:

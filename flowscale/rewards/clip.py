@@ -37,6 +37,7 @@ class ClipScorer:
         self.device = resolve_device(device)
         self.dtype = reward_dtype(self.device)
         self.model = load_hf(CLIPModel, model_path, field, "CLIP model", env).to(self.device, self.dtype).eval()
+        self.model.requires_grad_(False)
         self.processor = load_hf(CLIPProcessor, processor_path or model_path, field, "CLIP processor", env)
         self.scale = scale
         self.batch = batch

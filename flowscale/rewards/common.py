@@ -94,6 +94,6 @@ def to_uint8_hwc(images: torch.Tensor) -> list:
     return list(arr)
 
 
-def batched(images: torch.Tensor, size: int):  # noqa: ANN201 - generator of tensors
+def batched(images: torch.Tensor, size: int):
     for lo in range(0, images.shape[0], size):
         yield images[lo:lo + size]

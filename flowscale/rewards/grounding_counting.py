@@ -39,13 +39,11 @@ ABSOLUTE_KEEP = 0.32
 GRID = 256  # dedup masks live on a grid whose longer side is at most this many pixels
 
 NUMBER_WORDS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split()) if i > 0}
+    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]) if i > 0}
 ARTICLES = ("a", "an")
 LIST_STARTS = ("and", ",", "plus", ";")
 STOP_WORDS = frozenset(
-    "and or with on in at of next near under beside behind above below over inside outside around on top "
-    "to by from while that which who is are sit sits stand stands lie lies left right front middle".split())
+    ["and", "or", "with", "on", "in", "at", "of", "next", "near", "under", "beside", "behind", "above", "below", "over", "inside", "outside", "around", "on", "top", "to", "by", "from", "while", "that", "which", "who", "is", "are", "sit", "sits", "stand", "stands", "lie", "lies", "left", "right", "front", "middle"])
 
 
 def _clause_phrase(tokens: list[str], start: int) -> tuple[str, str | None]:
@@ -175,13 +173,14 @@ class GroundingCounter:
         self.device = resolve_device(device)
         self.dtype = reward_dtype(self.device)
         self.model = load_hf(AutoModelForZeroShotObjectDetection, model_path, field, "Grounding DINO", GDINO_ENV)
-        self.model.to(self.device, self.dtype).eval()
+        self.model.to(self.device, self.dtype).eval().requires_grad_(False)
         self.processor = load_hf(AutoProcessor, model_path, field, "Grounding DINO processor", GDINO_ENV)
         self.sam = self.sam_processor = None
         if sam_path:
             from transformers import SamModel, SamProcessor
 
             self.sam = load_hf(SamModel, sam_path, field, "SAM", SAM_ENV).to(self.device, self.dtype).eval()
+            self.sam.requires_grad_(False)
             self.sam_processor = load_hf(SamProcessor, sam_path, field, "SAM processor", SAM_ENV)
         self.batch = batch
         self._memo: tuple | None = None
@@ -248,7 +247,7 @@ def grounding_counter(device: torch.device, field: str = "reward") -> GroundingC
     return cached(key, lambda: GroundingCounter(model, sam, device, field))
 
 
-def count_reward_fns(counter: GroundingCounter, targets: dict[str, int]):  # noqa: ANN201 - three callables
+def count_reward_fns(counter: GroundingCounter, targets: dict[str, int]):
     """(reward, accuracy, details) functions of decoded images for the given targets."""
     classes = list(targets)
     target = torch.tensor([targets[c] for c in classes], dtype=torch.float64)

@@ -43,7 +43,7 @@ METHOD_CHOICES = tuple((views.METHOD_LABELS[m], m) for m in SEARCH_METHODS)
 DEFAULTS = dict(model="toy2d", method="rbf", process="vp-sde", nfe=200, seed=0)
 TOY2D_REWARDS = ("point:-2,2", "point:2,-2", "point:0,3", "point:3,0", "region:-3,1,-1,3", "region:1,-3,3,-1", "logp")
 TOY2D_HELDOUT = ("logp", "none", "point:-2,2", "point:2,2")
-RENDER_EVERY_S = 0.25  # UI redraw period while streaming (three plotly figures per redraw)
+RENDER_EVERY_S = 0.3  # UI redraw period while streaming (three plotly figures per redraw)
 API_EVERY_S = 0.1  # API progress period
 MAX_RECORD_BYTES = 5 * 1024 * 1024
 TIMING_KEYS = ("wall_time_s", "model_time_s", "reward_time_s")
@@ -111,8 +111,8 @@ def world_rewards(model: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def status_markdown(model: str) -> str:
     reason = model_status(model)
     if reason is None:
-        return f"✅ **{model}** is available."
-    return f"⚠️ **{model}** is not available here: {reason}"
+        return f"✓ **{model}** is available."
+    return f"⚠ **{model}** is not available here: {reason}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -453,7 +453,7 @@ def _stream_session(ui: Any, cfg: RunConfig, layers: list[str] | None, progress:
     image_world = is_image_world(cfg.model)
     background = None
     last = 0.0
-    yield {ui.status: "⏳ Preparing the world…", ui.record_file: gr.update(value=None, visible=False)}
+    yield {ui.status: "**Running** · preparing the world…", ui.record_file: gr.update(value=None, visible=False)}
     for snap in session(cfg, bon=with_bon):
         if background is None and not image_world and snap.events("baseline"):
             background = background_for(snap.events("baseline")[0])
@@ -465,14 +465,14 @@ def _stream_session(ui: Any, cfg: RunConfig, layers: list[str] | None, progress:
         state = state_from(snap, background)
         paths, budget, reward = figures(state, layers)
         update = {ui.plot_paths: paths, ui.plot_budget: budget, ui.plot_reward: reward,
-                  ui.status: "⏳ " + progress_text(snap), ui.side_by_side: side_by_side(state)}
+                  ui.status: "**Running** · " + progress_text(snap), ui.side_by_side: side_by_side(state)}
         if image_world and snap.previews:
             update[ui.previews] = views.preview_strip(snap.previews)
         yield update
     method = snap.phases["method"]
     path = save_record(method.record)
     final = {ui.state: state, ui.record_file: gr.update(value=path, visible=True),
-             ui.status: "✅ Done. " + _summary(method.record) + ("" if verdict is None else f"  \n{verdict(method)}")}
+             ui.status: "**Done** · " + _summary(method.record) + ("" if verdict is None else f"  \n{verdict(method)}")}
     if image_world:
         final[ui.image_baseline] = sample_image(snap.phases.get("baseline"), snap.world)
         final[ui.image_method] = sample_image(method, snap.world)
@@ -495,7 +495,7 @@ def relayer(ui: Any, state: dict[str, Any] | None, layers: list[str]) -> Any:
 
 
 def stopped() -> str:
-    return "⏹️ Stopped. The plots show the run up to the last step."
+    return "**Stopped** · the plots show the run up to its last drawn step."
 
 
 def compare_ui(ui: Any, values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> Iterator[dict[Any, Any]]:
@@ -512,7 +512,7 @@ def compare_ui(ui: Any, values: dict[Any, Any], progress: gr.Progress = gr.Progr
     for i, method in enumerate(methods):
         label = views.label(method, base_cfg.process)
         progress((i, len(methods)), desc=f"running {label}", unit="methods")
-        yield {ui.compare_status: f"⏳ Running {label} ({i + 1} of {len(methods)})…"}
+        yield {ui.compare_status: f"**Running** · {label} ({i + 1} of {len(methods)})…"}
         try:
             cfg = build_config(v, method=method)
             phase = Phase("method", cfg)
@@ -525,7 +525,7 @@ def compare_ui(ui: Any, values: dict[Any, Any], progress: gr.Progress = gr.Progr
         except Exception as exc:
             raise as_gr_error(exc) from None
         yield {ui.compare_table: rows, ui.plot_compare: views.compare_figure(rows, *names)}
-    yield {ui.compare_status: f"✅ Compared {len(methods)} runs at {base_cfg.nfe} NFE, seed {base_cfg.seed}."}
+    yield {ui.compare_status: f"**Done** · compared {len(methods)} runs at {base_cfg.nfe} NFE, seed {base_cfg.seed}."}
 
 
 def read_upload(path: str | None) -> dict[str, Any]:
@@ -557,7 +557,7 @@ def replay_verdict(uploaded: dict[str, Any]) -> Any:
     def verdict(phase: Phase) -> str:
         again = phase.output.record.comparable()
         if again == expected:
-            return "🟰 **Replay identical**: the re-run record matches the uploaded one exactly (timings aside)."
+            return "= **Replay identical**: the re-run record matches the uploaded one exactly (timings aside)."
         keys = sorted(k for k in set(again) | set(expected) if again.get(k) != expected.get(k))
         versions = "" if again.get("versions") == expected.get("versions") else " (the versions differ)"
         return f"≠ **Replay differs** in: {', '.join(keys)}{versions}."
@@ -571,7 +571,7 @@ def replay_ui(ui: Any, path: str | None, layers: list[str], progress: gr.Progres
         uploaded = read_upload(path)
         cfg = RunConfig.from_dict(uploaded["config"])
         verdict = replay_verdict(uploaded)
-        yield {ui.tabs: gr.Tabs(selected="run"), ui.replay_status: "⏳ Replaying…"}
+        yield {ui.tabs: gr.Tabs(selected="run"), ui.replay_status: "**Running** · replaying…"}
         last = None
         for update in _stream_session(ui, cfg, layers, progress, with_bon=False, verdict=verdict):
             last = update
@@ -592,7 +592,7 @@ def redraw_ui(ui: Any, path: str | None, layers: list[str]) -> dict[Any, Any]:
         paths, budget, reward = figures(state, layers)
     except Exception as exc:
         raise as_gr_error(ConfigError("record", f"cannot be drawn: {exc}") if not isinstance(exc, ConfigError) else exc) from None
-    message = "🖼️ Drawn from the recorded events (nothing was run). " + _summary(record)
+    message = "**Redrawn** from the recorded events (nothing was run) · " + _summary(record)
     return {ui.tabs: gr.Tabs(selected="run"), ui.plot_paths: paths, ui.plot_budget: budget, ui.plot_reward: reward,
             ui.state: state, ui.side_by_side: views.side_by_side_markdown([("recorded run", record)]),
             ui.status: message, ui.replay_status: message}

@@ -134,20 +134,20 @@ def _results(ui: SimpleNamespace) -> None:
                                      elem_id="image-baseline", interactive=False)
         ui.image_method = gr.Image(label="scaled result", height=256, type="numpy", format="png",
                                    elem_id="image-method", interactive=False)
-    ui.plot_paths = gr.Plot(views.trajectories_figure([]), show_label=False, elem_id="plot-trajectories")
-    ui.layers = _named(ui, "layers", gr.CheckboxGroup(LAYER_CHOICES, value=list(views.DEFAULT_LAYERS),
-                                                       label="Show on the paths plot", elem_id="layers"))
-    gr.Markdown(texts.PLOTS["trajectories"], elem_classes="plot-caption")
-    ui.previews = gr.Gallery(label="x̂0 preview of the best candidate at each step", columns=10, height=200,
-                             format="png", visible=False, elem_id="previews", object_fit="contain")
-    with gr.Row(equal_height=True):
-        with gr.Column(min_width=420):
-            ui.plot_budget = gr.Plot(views.budget_figure([]), show_label=False, elem_id="plot-budget")
-            gr.Markdown(texts.PLOTS["budget"], elem_classes="plot-caption")
-        with gr.Column(min_width=420):
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=520):
+            ui.plot_paths = gr.Plot(views.trajectories_figure([]), show_label=False, elem_id="plot-trajectories")
+            ui.layers = _named(ui, "layers", gr.CheckboxGroup(
+                LAYER_CHOICES, value=list(views.DEFAULT_LAYERS), label="Show on the paths plot", elem_id="layers"))
+            gr.Markdown(texts.PLOTS["trajectories"], elem_classes="plot-caption")
+        with gr.Column(scale=2, min_width=400):
             ui.plot_reward = gr.Plot(views.reward_figure([]), show_label=False, elem_id="plot-reward")
             gr.Markdown(texts.PLOTS["reward"], elem_classes="plot-caption")
-    ui.record_file = gr.DownloadButton("⬇ Download the run record (JSON)", visible=False, elem_id="record-file")
+            ui.plot_budget = gr.Plot(views.budget_figure([]), show_label=False, elem_id="plot-budget")
+            gr.Markdown(texts.PLOTS["budget"], elem_classes="plot-caption")
+    ui.previews = gr.Gallery(label="x̂0 preview of the best candidate at each step", columns=10, height=200,
+                             format="png", visible=False, elem_id="previews", object_fit="contain")
+    ui.record_file = gr.DownloadButton("↓ Download the run record (JSON)", visible=False, elem_id="record-file")
 
 
 def _examples(ui: SimpleNamespace) -> None:
@@ -193,7 +193,7 @@ def _record_tab(ui: SimpleNamespace) -> None:
     ui.upload = gr.File(label="run record (.json)", file_types=[".json"], type="filepath", elem_id="record-upload")
     with gr.Row():
         ui.replay = gr.Button("↻ Replay (run the config again)", variant="primary", elem_id="replay")
-        ui.redraw = gr.Button("🖼 Redraw from the recorded events", elem_id="redraw")
+        ui.redraw = gr.Button("Redraw from the recorded events", elem_id="redraw")
     ui.replay_status = gr.Markdown("", elem_id="replay-status")
 
 

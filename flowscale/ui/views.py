@@ -68,6 +68,7 @@ class Trace:
     batch: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # which event
     curve: list[tuple[int, float]] = field(default_factory=list)  # (NFE spent, best reward so far)
     n_batches: int = 0
+    nfe_by_step: dict[int, int] = field(default_factory=dict)  # every evaluation, traced or not
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
@@ -106,6 +107,9 @@ def read_trace(events: Iterable[dict[str, Any]]) -> Trace:
             steps = [int(event["step"])] * n
         else:  # chains at different times in one batch (RBF): look each time up in the grid
             steps = [t_index.get(v, int(event["step"])) for v in ts]
+        # Large batches trace only their first particles; "n" counts them all (untraced ones at the event's step).
+        for k in steps + [int(event["step"])] * (int(event.get("n", n)) - n):
+            trace.nfe_by_step[k] = trace.nfe_by_step.get(k, 0) + 1
         cols["ids"] += list(event["ids"])
         cols["parents"] += list(event["parents"])
         cols["steps"] += steps
@@ -115,7 +119,7 @@ def read_trace(events: Iterable[dict[str, Any]]) -> Trace:
         cols["rewards"] += list(event["rewards"])
         cols["batch"] += [trace.n_batches] * n
         trace.n_batches += 1
-        best = max([best] + [float(r) for r in event["rewards"]])
+        best = max([best, float(event.get("reward_max", max(event["rewards"], default=-math.inf)))])
         trace.curve.append((int(event["nfe_total"]), best))
     if cols["ids"]:
         trace.ids = np.asarray(cols["ids"], dtype=np.int64)
@@ -169,9 +173,16 @@ def nfe_per_step(events: Iterable[dict[str, Any]], record: dict[str, Any] | None
     if record is not None and record.get("nfe_per_step") is not None:
         return [int(v) for v in record["nfe_per_step"]]
     trace = read_trace(events)
-    size = max(len(trace.grid) - 1, int(trace.steps.max()) + 1 if len(trace) else 0)
-    counts = np.bincount(trace.steps, minlength=size) if len(trace) else np.zeros(size, dtype=np.int64)
-    return [int(v) for v in counts]
+    size = max([len(trace.grid) - 1, *(k + 1 for k in trace.nfe_by_step)])
+    return [trace.nfe_by_step.get(k, 0) for k in range(max(size, 0))]
+
+
+def method_result(record: dict[str, Any] | None, key: str) -> Any:
+    """A method's own result field (quota_per_step, ess_per_step, ...): top level, or under "method_result"."""
+    if not record:
+        return None
+    return record.get(key, (record.get("method_result") or {}).get(key))
+
 
 # --------------------------------------------------------------------------------------------------
 # Figure helpers. Figures are built as plain dicts and validated once by go.Figure(spec): plotly's
@@ -273,7 +284,7 @@ def split_paths(trace: Trace, record: dict[str, Any] | None) -> PathSets:
 # --------------------------------------------------------------------------------------------------
 # Trajectories
 # --------------------------------------------------------------------------------------------------
-def density_background(world_info: dict[str, Any], reward_spec: str, lam: float = 1.0, n: int = 90) -> dict | None:
+def density_background(world_info: dict[str, Any], reward_spec: str, lam: float = 1.0, n: int = 72) -> dict | None:
     """Data density and reward-tilted target on a square grid, for the 2-D world (None elsewhere)."""
     mixture = (world_info or {}).get("mixture")
     if mixture is None:
@@ -414,8 +425,9 @@ def paths_2d_figure(trace: Trace, record: dict[str, Any] | None, background: dic
     extent = background["extent"] if background is not None else None
     method = label(cfg.get("method"), cfg.get("process")) if cfg else "run"
     return _figure(
-        data, f"Particle paths — {method}", _status_line(trace, record), height=600, shapes=shapes,
-        legend=dict(x=1.02, xanchor="left", y=1.0, yanchor="top", itemsizing="constant"), margin=dict(r=16),
+        data, f"Particle paths — {method}", _status_line(trace, record), height=720, shapes=shapes,
+        legend=dict(orientation="h", x=0, xanchor="left", y=-0.1, yanchor="top", itemsizing="constant"),
+        margin=dict(r=16, b=40),
         xaxis=_axis("x₁", range=extent, zeroline=False, constrain="domain"),
         yaxis=_axis("x₂", range=extent, zeroline=False, scaleanchor="x", scaleratio=1, constrain="domain"),
         uirevision="paths")
@@ -450,15 +462,15 @@ def image_paths_figure(trace: Trace, record: dict[str, Any] | None) -> go.Figure
                                  line=dict(color=C_RETURNED, width=3), marker=dict(size=6),
                                  name="lineage of the returned sample", legendgroup="returned"))
     method = label(cfg.get("method"), cfg.get("process")) if cfg else "run"
-    titles = [_subplot_title("reward of each candidate's x̂0, along its path", 0.26, 1.0),
-              _subplot_title("2-D projection of the latent states", 0.8, 1.0)]
+    titles = [_subplot_title("given reward of each candidate's x̂0, along its path", 0.5, 1.0),
+              _subplot_title("2-D projection of the latent states x_t", 0.5, 0.42)]
     return _figure(
-        data, f"Particle paths — {method}", _status_line(trace, record), height=540, annotations=titles,
-        legend=dict(orientation="h", x=0, y=-0.2, yanchor="top"), margin=dict(t=110, b=110),
-        xaxis=_axis("denoising step k (t: 1 → 0)", domain=[0, 0.5], anchor="y"),
-        yaxis=_axis(f"given reward ({reward_name})", anchor="x"),
-        xaxis2=_axis("projection 1", domain=[0.6, 1.0], anchor="y2"),
-        yaxis2=_axis("projection 2", anchor="x2"),
+        data, f"Particle paths — {method}", _status_line(trace, record), height=720, annotations=titles,
+        legend=dict(orientation="h", x=0, y=-0.1, yanchor="top"), margin=dict(t=110, b=40),
+        xaxis=_axis("denoising step k (t: 1 → 0)", anchor="y"),
+        yaxis=_axis(reward_name, anchor="x", domain=[0.58, 1.0]),
+        xaxis2=_axis("projection 1", anchor="y2"),
+        yaxis2=_axis("projection 2", anchor="x2", domain=[0.0, 0.4]),
         uirevision="paths")
 
 
@@ -469,19 +481,18 @@ def budget_figure(events: Sequence[dict[str, Any]], record: dict[str, Any] | Non
     """NFE spent per denoising step; for RBF the planned base quota and the rolled-over NFE, stacked."""
     trace = read_trace(events)
     cfg = trace.config or (record or {}).get("config", {})
-    title = f"Where the budget goes — {label(cfg.get('method'), cfg.get('process'))}" if cfg else "Where the budget goes"
+    title = f"NFE per denoising step — {label(cfg.get('method'), cfg.get('process'))}" if cfg else "NFE per denoising step"
     spent = nfe_per_step(events, record)
     if not any(spent):
-        return empty_figure(title, "Press Run to see how many evaluations each step receives.", height=430)
+        return empty_figure(title, "Press Run to see how many evaluations each step receives.", height=400)
     grid = (record or {}).get("grid") or trace.grid
     steps = list(range(len(spent)))
     hover = [f"step {k}" + (f", t = {grid[k]:.3f}" if k < len(grid) else "") for k in steps]
     data: list[dict[str, Any]] = []
     method = cfg.get("method")
     if method == "rbf":
-        result = (record or {}).get("method_result") or {}
-        quota = result.get("quota_per_step")
-        rollover = result.get("rollover_per_step") or _live_rollover(events, len(spent))
+        quota = method_result(record, "quota_per_step")
+        rollover = method_result(record, "rollover_per_step") or _live_rollover(events, len(spent))
         if quota is not None:
             data.append(dict(type="bar", x=steps, y=quota, name="base quota (planned)", marker=dict(color=C_QUOTA),
                              offsetgroup="plan", hovertext=hover))
@@ -496,8 +507,8 @@ def budget_figure(events: Sequence[dict[str, Any]], record: dict[str, Any] | Non
                          name="even split (budget / steps)", line=dict(color="#6b7280", dash="dash", width=1.5)))
     subtitle = f"{sum(spent)} of {budget} NFE spent over {len(spent)} steps" if budget else f"{sum(spent)} NFE"
     return _figure(
-        data, title, subtitle, height=430, barmode="group", bargap=0.18, bargroupgap=0.04,
-        legend=dict(orientation="h", x=0, y=-0.22, yanchor="top"), margin=dict(b=100),
+        data, title, subtitle, height=400, barmode="group", bargap=0.18, bargroupgap=0.04,
+        legend=dict(orientation="h", x=0, y=-0.24, yanchor="top"), margin=dict(b=40),
         xaxis=_axis("denoising step k (t: 1 → 0)", dtick=max(1, len(spent) // 12)),
         yaxis=_axis("model evaluations (NFE)", rangemode="tozero"), uirevision="budget")
 
@@ -544,7 +555,7 @@ def reward_figure(
     if baseline is not None:
         curves.append(("ODE baseline (one trajectory)", _curve(baseline, None), baseline, C_BASELINE, "dash"))
     if not any(c for _, c, _, _, _ in curves):
-        return empty_figure("Best reward found vs. compute spent", "Press Run to watch the best reward grow.", height=440)
+        return empty_figure("Best reward vs. NFE spent", "Press Run to watch the best reward grow.", height=420)
     max_nfe = max([cfg.get("nfe") or 0] + [c[-1][0] for _, c, _, _, _ in curves if c])
     data: list[dict[str, Any]] = []
     for name, curve, rec, colour, dash in curves:
@@ -576,9 +587,9 @@ def reward_figure(
         layout["yaxis2"] = _axis("ESS (particles)", anchor="x2", domain=[0, 0.28], rangemode="tozero")
         annotations.append(_subplot_title("SMC: effective sample size after reweighting, per step", 0.5, 0.3))
     return _figure(
-        data, "Best reward found vs. compute spent", "running best over every x̂0 evaluated · higher is better",
-        height=560 if smc else 440, annotations=annotations, margin=dict(b=100),
-        legend=dict(orientation="h", x=0, y=-0.14 if smc else -0.22, yanchor="top"), uirevision="reward", **layout)
+        data, "Best reward vs. NFE spent", "running best over all x̂0 evaluated · higher is better",
+        height=560 if smc else 420, annotations=annotations, margin=dict(b=40),
+        legend=dict(orientation="h", x=0, y=-0.13 if smc else -0.22, yanchor="top"), uirevision="reward", **layout)
 
 
 def _ess_traces(events: Sequence[dict[str, Any]], record: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -589,7 +600,7 @@ def _ess_traces(events: Sequence[dict[str, Any]], record: dict[str, Any] | None)
     steps, ess, n, resampled = [], [], 0, 0
     for e in events:
         if e.get("kind") == "candidates":
-            n = max(n, len(e.get("ids", [])))
+            n = max(n, int(e.get("n", len(e.get("ids", [])))))
         elif e.get("kind") == "select" and e.get("mode") == "reweight":
             steps.append(int(e["step"]))
             ess.append(float(e["ess"]))

@@ -35,9 +35,15 @@ import torch
 
 from flowscale.config import ConfigError, Limits, RunConfig
 from flowscale.worlds.base import Reward, World, WorldDefaults
-from flowscale.worlds.t2i.adapters import (DiffusersFlowAdapter, FluxAdapter, RandomProjection, SD3Adapter,
-                                           TinyPreviewDecoder, thumbnails)
-from flowscale.worlds.t2i.availability import (FAMILIES, default_device, default_dtype, env_flag, load_pipeline)
+from flowscale.worlds.t2i.adapters import (
+    DiffusersFlowAdapter,
+    FluxAdapter,
+    RandomProjection,
+    SD3Adapter,
+    TinyPreviewDecoder,
+    thumbnails,
+)
+from flowscale.worlds.t2i.availability import FAMILIES, default_device, default_dtype, env_flag, load_pipeline
 
 LIMITS = Limits(max_nfe=2000, max_particles=64, max_steps=200, max_prompt_chars=300)
 DEFAULT_SIZE = 1024
@@ -263,7 +269,7 @@ def gpu_duration(cfg: RunConfig, safety: float = 1.5) -> int:
         nfe = cfg.nfe or spec.nfe
     per_nfe = float(os.environ.get("FLOWSCALE_SEC_PER_NFE", SEC_PER_NFE[cfg.model]))
     pixels = (cfg.height or DEFAULT_SIZE) * (cfg.width or DEFAULT_SIZE) / DEFAULT_SIZE**2
-    return int(math.ceil(safety * (LOAD_SECONDS + nfe * per_nfe * max(pixels, 0.05))))
+    return math.ceil(safety * (LOAD_SECONDS + nfe * per_nfe * max(pixels, 0.05)))
 
 
 def gpu(fn: Callable[..., Any], duration: int | Callable[..., int] | None = None) -> Callable[..., Any]:
