@@ -8,8 +8,11 @@ Prints one line per process with wall time, model time, reward time and the rati
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from flowscale import RunConfig, run
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from flowscale import RunConfig, run  # noqa: E402
 
 
 def main() -> None:

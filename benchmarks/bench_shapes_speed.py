@@ -23,11 +23,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from flowscale.worlds.shapes import detector  # noqa: E402
-from flowscale.worlds.shapes.model import ShapesFlowModel, euler_sample  # noqa: E402
-from flowscale.worlds.shapes.prompts import load_prompts, parse_prompt, prompt_to_vector  # noqa: E402
-from flowscale.worlds.shapes.scenes import CLASSES, objects_to_spec, random_scene  # noqa: E402
-from flowscale.worlds.shapes.verifier import ShapesVerifier, clean_accuracy  # noqa: E402
+from flowscale.worlds.shapes import detector
+from flowscale.worlds.shapes.model import ShapesFlowModel, euler_sample
+from flowscale.worlds.shapes.prompts import load_prompts, parse_prompt, prompt_to_vector
+from flowscale.worlds.shapes.scenes import CLASSES, objects_to_spec, random_scene
+from flowscale.worlds.shapes.verifier import ShapesVerifier, clean_accuracy
 
 
 def time_forward(model: ShapesFlowModel, batch: int, repeats: int) -> float:
@@ -63,8 +63,10 @@ def base_accuracy(model: ShapesFlowModel, prompts: list[str], steps: int, seed: 
     gen = torch.Generator().manual_seed(seed)
     verifier = ShapesVerifier.from_pretrained()
     conds = torch.stack([prompt_to_vector(q) for q in prompts])
-    chunks = [euler_sample(model, conds[lo : lo + 32], conds[lo : lo + 32].shape[0], steps=steps, generator=gen)
-              for lo in range(0, len(prompts), 32)]
+    chunks = [
+        euler_sample(model, conds[lo : lo + 32], conds[lo : lo + 32].shape[0], steps=steps, generator=gen)
+        for lo in range(0, len(prompts), 32)
+    ]
     images = model.decode(torch.cat(chunks))
     det_acc, ver_acc, det_rew, compose = [], [], [], []
     for img, prompt in zip(images.split(1), prompts, strict=True):
@@ -74,7 +76,9 @@ def base_accuracy(model: ShapesFlowModel, prompts: list[str], steps: int, seed: 
         compose.append(float(detector.compose_reward(img, spec)[0]))
         ver_acc.append(float(verifier.count_accuracy(img, spec)[0]))
     stats = {
-        "prompts": len(prompts), "euler_steps": steps, "seed": seed,
+        "prompts": len(prompts),
+        "euler_steps": steps,
+        "seed": seed,
         "detector_exact_count_accuracy": float(np.mean(det_acc)),
         "verifier_exact_count_accuracy": float(np.mean(ver_acc)),
         "detector_count_reward_mean": float(np.mean(det_rew)),

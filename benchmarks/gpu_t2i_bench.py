@@ -82,8 +82,8 @@ def cmd_speed(args: argparse.Namespace) -> None:
         _sync()
         decode_s = time.perf_counter() - start
         sec = statistics.median(times)
-        row = {"batch": batch, "sec_per_call": sec, "nfe_per_sec": batch / sec, "decode_sec_per_image": decode_s / batch,
-               "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if torch.cuda.is_available() else None}
+        row = {"batch": batch, "sec_per_call": sec, "nfe_per_sec": batch / sec,
+               "decode_sec_per_image": decode_s / batch, "peak_mem_gb": torch.cuda.max_memory_allocated() / 1e9 if torch.cuda.is_available() else None}
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(json.dumps({"model": args.model, "size": args.size, "device": torch.cuda.get_device_name()

@@ -21,6 +21,13 @@ from flowscale.processes import Process, process_step
 _LINEAR = LinearInterpolant()
 
 
+def compact_time(tau: torch.Tensor) -> torch.Tensor:
+    """A 0-dim time when every particle sits at the same time: coefficients are then computed once."""
+    if tau.ndim == 1 and tau.numel() > 1 and bool((tau == tau[0]).all()):
+        return tau[0]
+    return tau
+
+
 class FlowSampler:
     def __init__(self, model: CountedModel, process: Process, cond: Any) -> None:
         self.model = model
@@ -41,12 +48,13 @@ class FlowSampler:
 
     def evaluate(self, x: torch.Tensor, tau: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(u, x0_hat) at process times tau (float64, scalar or [B]); costs x.shape[0] NFE."""
-        tau = torch.as_tensor(tau, dtype=torch.float64).expand(x.shape[0]).clone()
+        n = x.shape[0]
+        tau = compact_time(torch.as_tensor(tau, dtype=torch.float64))
         if not self.process.is_converted:
-            u = self.model.velocity(x, tau, self.cond)
+            u = self.model.velocity(x, tau.expand(n), self.cond)
         else:
             m = snr_matched_map(_LINEAR, self.process.interpolant, tau)
-            u_src = self.model.velocity(x / bcast(m.scale, x), m.t, self.cond)
+            u_src = self.model.velocity(x / bcast(m.scale, x), m.t.expand(n), self.cond)
             u = converted_velocity(x, m, u_src)
         return u, x0_from_velocity(x, u, self.process.interpolant.coeffs(tau))
 
@@ -60,4 +68,4 @@ class FlowSampler:
     ) -> torch.Tensor:
         """One step of the process from tau to tau_next; draws noise only for stochastic processes."""
         noise = self.noise(tuple(x.shape), generator) if self.process.stochastic else None
-        return process_step(self.process, x, u, tau, tau_next, noise)
+        return process_step(self.process, x, u, compact_time(tau), compact_time(tau_next), noise)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -43,8 +42,9 @@ def _unflatten_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Te
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def _save_checkpoint(out: Path, step: int, net, ema, opt, rng: np.random.Generator, gen: torch.Generator,
-                     info: dict) -> None:
+def _save_checkpoint(
+    out: Path, step: int, net, ema, opt, rng: np.random.Generator, gen: torch.Generator, info: dict
+) -> None:
     from safetensors.torch import save_file
 
     from flowscale.worlds.shapes.model import save_net
@@ -136,20 +136,38 @@ def train_shapes(args: argparse.Namespace) -> None:
         bar.update(1)
         if step % args.log_every == 0:
             rate = (step - (bar.initial or 0)) / max(time.time() - start, 1e-9)
-            print(f"step {step} loss {loss_avg:.4f} lr {lr:.2e} {rate:.2f} it/s "
-                  f"elapsed {(elapsed_before + time.time() - start) / 60:.1f} min", flush=True)
+            print(
+                f"step {step} loss {loss_avg:.4f} lr {lr:.2e} {rate:.2f} it/s "
+                f"elapsed {(elapsed_before + time.time() - start) / 60:.1f} min",
+                flush=True,
+            )
         if step % args.ckpt_every == 0:
-            _save_checkpoint(out, step, net, ema, opt, rng, gen,
-                             {"elapsed_s": elapsed_before + time.time() - start, "loss": loss_avg})
+            _save_checkpoint(
+                out,
+                step,
+                net,
+                ema,
+                opt,
+                rng,
+                gen,
+                {"elapsed_s": elapsed_before + time.time() - start, "loss": loss_avg},
+            )
     bar.close()
     wall = elapsed_before + time.time() - start
     _save_checkpoint(out, step, net, ema, opt, rng, gen, {"elapsed_s": wall, "loss": loss_avg})
     export = Path(args.export) if args.export else ASSETS
     info = {
         "training": {
-            "steps": step, "batch": args.batch, "lr": args.lr, "ema": args.ema, "p_null": args.p_null,
-            "seed": args.seed, "wall_time_s": round(wall, 1), "final_loss_ema": loss_avg,
-            "parameters": n_params, "weights": "EMA",
+            "steps": step,
+            "batch": args.batch,
+            "lr": args.lr,
+            "ema": args.ema,
+            "p_null": args.p_null,
+            "seed": args.seed,
+            "wall_time_s": round(wall, 1),
+            "final_loss_ema": loss_avg,
+            "parameters": n_params,
+            "weights": "EMA",
         }
     }
     save_net(ema, export, extra=info)

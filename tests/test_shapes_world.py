@@ -91,8 +91,18 @@ def test_parse_singular_plural_and_two_clauses() -> None:
     assert float(v[CLASSES.index(("yellow", "triangle"))]) == 2.0
 
 
-@pytest.mark.parametrize("bad", ["3 purple circles", "3 red hexagons", "seven red circles", "9 red circles",
-                                 "red circles", "1 red circle and 1 red circle", "4 red circles and 3 blue squares"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "3 purple circles",
+        "3 red hexagons",
+        "seven red circles",
+        "9 red circles",
+        "red circles",
+        "1 red circle and 1 red circle",
+        "4 red circles and 3 blue squares",
+    ],
+)
 def test_parse_errors(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_prompt(bad)
@@ -150,8 +160,11 @@ def test_detector_on_prompt_scenes_and_ignores_specks() -> None:
 
 def _known_scene() -> torch.Tensor:
     """2 red circles + 1 blue square, hand placed."""
-    objects = [SceneObject("red", "circle", 6.0, 6.0, 8), SceneObject("red", "circle", 20.0, 6.0, 8),
-               SceneObject("blue", "square", 12.0, 22.0, 9)]
+    objects = [
+        SceneObject("red", "circle", 6.0, 6.0, 8),
+        SceneObject("red", "circle", 20.0, 6.0, 8),
+        SceneObject("blue", "square", 12.0, 22.0, 9),
+    ]
     return torch.as_tensor(render(objects))[None]
 
 
@@ -231,8 +244,21 @@ def test_shipped_verifier_loads_and_counts_clean_scenes() -> None:
 def test_training_checkpoint_resume(tmp_path: Path) -> None:
     from flowscale import train
 
-    common = ["shapes", "--batch", "2", "--out", str(tmp_path / "run"), "--export", str(tmp_path / "export"),
-              "--ckpt-every", "1", "--log-every", "1", "--threads", "1"]
+    common = [
+        "shapes",
+        "--batch",
+        "2",
+        "--out",
+        str(tmp_path / "run"),
+        "--export",
+        str(tmp_path / "export"),
+        "--ckpt-every",
+        "1",
+        "--log-every",
+        "1",
+        "--threads",
+        "1",
+    ]
     train.main([*common, "--steps", "2"])
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
     assert state["step"] == 2

@@ -52,7 +52,7 @@ from flowscale.run import run
 from flowscale.sampler import FlowSampler
 from flowscale.worlds.t2i import world as t2i
 from flowscale.worlds.t2i.adapters import FluxAdapter, SD3Adapter
-from flowscale.worlds.t2i.availability import load_pipeline
+from flowscale.worlds.t2i.availability import clear_cache, load_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "a red apple"
@@ -128,6 +128,7 @@ def _offline_single_thread():
         mp.delenv("FLOWSCALE_AESTHETIC_HEAD", raising=False)
         yield
     torch.set_num_threads(threads)
+    clear_cache()
 
 
 @pytest.fixture(scope="module")

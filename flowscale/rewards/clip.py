@@ -28,8 +28,9 @@ class ClipScorer:
         scale: "cos100" (100 * cos, the CLIP score) or "logit" (logit_scale.exp() * cos, PickScore).
     """
 
-    def __init__(self, model_path: str = CLIP_ID, processor_path: str | None = None, device: str | torch.device | None = None,
-                 scale: str = "cos100", field: str = "reward", env: str = CLIP_ENV, batch: int = 16) -> None:
+    def __init__(self, model_path: str = CLIP_ID, processor_path: str | None = None,
+                 device: str | torch.device | None = None, scale: str = "cos100", field: str = "reward",
+                 env: str = CLIP_ENV, batch: int = 16) -> None:
         from transformers import CLIPModel, CLIPProcessor
 
         if scale not in ("cos100", "logit"):
@@ -76,4 +77,5 @@ class ClipScorer:
 def clip_scorer(device: torch.device, field: str = "reward", model_path: str | None = None) -> ClipScorer:
     """The shared CLIP scorer (FLOWSCALE_CLIP_PATH or the hub id) on `device`."""
     where = model_path or location(CLIP_ENV, CLIP_ID)
-    return cached(("clip", where, str(device), str(reward_dtype(device))), lambda: ClipScorer(where, device=device, field=field))
+    key = ("clip", where, str(device), str(reward_dtype(device)))
+    return cached(key, lambda: ClipScorer(where, device=device, field=field))

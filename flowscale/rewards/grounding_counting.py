@@ -38,12 +38,14 @@ RELATIVE_KEEP = 0.6
 ABSOLUTE_KEEP = 0.32
 GRID = 256  # dedup masks live on a grid whose longer side is at most this many pixels
 
-NUMBER_WORDS = {w: i for i, w in enumerate(
-    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty"]) if i > 0}
+_NUMBERS = ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+            "seventeen eighteen nineteen twenty")
+NUMBER_WORDS = {w: i + 1 for i, w in enumerate(_NUMBERS.split())}
 ARTICLES = ("a", "an")
 LIST_STARTS = ("and", ",", "plus", ";")
-STOP_WORDS = frozenset(
-    ["and", "or", "with", "on", "in", "at", "of", "next", "near", "under", "beside", "behind", "above", "below", "over", "inside", "outside", "around", "on", "top", "to", "by", "from", "while", "that", "which", "who", "is", "are", "sit", "sits", "stand", "stands", "lie", "lies", "left", "right", "front", "middle"])
+STOP_WORDS = frozenset((
+    "and or with on in at of next near under beside behind above below over inside outside around top to by "
+    "from while that which who is are sit sits stand stands lie lies left right front middle").split())
 
 
 def _clause_phrase(tokens: list[str], start: int) -> tuple[str, str | None]:
@@ -166,8 +168,8 @@ class GroundingCounter:
         sam_path: folder or hub id of a SAM checkpoint, or None for box masks.
     """
 
-    def __init__(self, model_path: str = GDINO_ID, sam_path: str | None = None, device: str | torch.device | None = None,
-                 field: str = "reward", batch: int = 4) -> None:
+    def __init__(self, model_path: str = GDINO_ID, sam_path: str | None = None,
+                 device: str | torch.device | None = None, field: str = "reward", batch: int = 4) -> None:
         from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
         self.device = resolve_device(device)

@@ -452,15 +452,14 @@ def _stream_session(ui: Any, cfg: RunConfig, layers: list[str] | None, progress:
                     with_bon: bool = True, verdict: Any = None) -> Iterator[dict[Any, Any]]:
     image_world = is_image_world(cfg.model)
     background = None
-    last = 0.0
+    due = 0.0  # redraw no sooner than RENDER_EVERY_S, nor sooner than twice the last redraw's cost
     yield {ui.status: "**Running** · preparing the world…", ui.record_file: gr.update(value=None, visible=False)}
     for snap in session(cfg, bon=with_bon):
         if background is None and not image_world and snap.events("baseline"):
             background = background_for(snap.events("baseline")[0])
-        now = time.perf_counter()
-        if not snap.phase_ended and now - last < RENDER_EVERY_S:
+        start = time.perf_counter()
+        if not snap.phase_ended and start < due:
             continue
-        last = now
         progress((snap.nfe_done, snap.nfe_total), desc=progress_text(snap), unit="NFE")
         state = state_from(snap, background)
         paths, budget, reward = figures(state, layers)
@@ -468,6 +467,8 @@ def _stream_session(ui: Any, cfg: RunConfig, layers: list[str] | None, progress:
                   ui.status: "**Running** · " + progress_text(snap), ui.side_by_side: side_by_side(state)}
         if image_world and snap.previews:
             update[ui.previews] = views.preview_strip(snap.previews)
+        now = time.perf_counter()
+        due = now + max(RENDER_EVERY_S, 2 * (now - start))
         yield update
     method = snap.phases["method"]
     path = save_record(method.record)

@@ -199,18 +199,16 @@ def _axis(title: str, **kwargs: Any) -> dict[str, Any]:
 def _figure(data: list[dict[str, Any]], title: str, subtitle: str | None = None, *, height: int = 460,
             legend: dict[str, Any] | None = None, margin: dict[str, int] | None = None,
             annotations: list[dict] | None = None, **layout: Any) -> go.Figure:
-    text = f"<b>{title}</b>"
-    if subtitle:
-        text += f"<br><span style='font-size:12px;color:#6b7280'>{subtitle}</span>"
     spec = dict(
-        title=dict(text=text, x=0.0, xanchor="left", xref="paper", y=0.98, yanchor="top", yref="container",
-                   font=dict(size=16)),
+        title=dict(text=f"<b>{title}</b>", x=0.0, xanchor="left", xref="paper", y=1.0, yanchor="top", yref="container",
+                   pad=dict(t=14), font=dict(size=16),
+                   subtitle=dict(text=subtitle or "", font=dict(size=12, color="#6b7280"))),
         template="none",  # a named template is deep-copied for every figure; the style is set here instead
         paper_bgcolor="white",
         plot_bgcolor="white",
         font=FONT,
         height=height,
-        margin={**dict(l=70, r=24, t=88 if subtitle else 64, b=60), **(margin or {})},
+        margin={**dict(l=70, r=24, t=90 if subtitle else 66, b=60), **(margin or {})},
         hoverlabel=dict(font=dict(size=12)),
         legend={**dict(bgcolor="rgba(255,255,255,0.9)", bordercolor="#e5e7eb", borderwidth=1, font=dict(size=12)),
                 **(legend or {})},
@@ -300,6 +298,38 @@ def density_background(world_info: dict[str, Any], reward_spec: str, lam: float 
             "tilted": (tilted / tilted.max()).round(4), "lam": lam, "reward": reward_spec, "extent": [lo, hi]}
 
 
+def background_png(background: dict[str, Any], density: bool = True, tilted: bool = True, size: int = 300) -> str:
+    """The density (blue) and the tilted target (orange) as one PNG data URI, drawn under the particles.
+
+    A picture instead of contour traces: the browser redraws the paths plot at every step, and
+    re-tracing two filled contours each time is what made the live view stutter.
+    """
+    import base64
+    import io
+
+    from PIL import Image
+
+    rgba = np.zeros(np.shape(background["density"]) + (4,))
+    layers = []
+    if density:
+        layers.append((np.asarray(background["density"]), (126, 166, 216), 0.85))
+    if tilted:
+        layers.append((np.sqrt(np.asarray(background["tilted"])), (234, 88, 12), 0.75))
+    for value, colour, strength in layers:  # "over" compositing, straight alpha
+        alpha = np.clip(value, 0, 1)[..., None] * strength
+        out_a = alpha + rgba[..., 3:] * (1 - alpha)
+        rgba[..., :3] = np.where(out_a > 0, (np.asarray(colour) * alpha + rgba[..., :3] * rgba[..., 3:] * (1 - alpha))
+                                 / np.maximum(out_a, 1e-12), 0)
+        rgba[..., 3:] = out_a
+    white = np.ones(3) * 255
+    rgb = rgba[..., :3] * rgba[..., 3:] + white * (1 - rgba[..., 3:])  # onto the white plot background
+    pixels = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)[::-1]  # image row 0 is the top (largest y)
+    image = Image.fromarray(pixels, "RGB").resize((size, size), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    image.quantize(96).save(buffer, format="PNG")  # a palette keeps it ~20 kB
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def plot_extent(means: Sequence[Sequence[float]], stds: Sequence[float], reward_spec: str) -> tuple[float, float]:
     """A square window holding every mode (3 std), the reward's target and most of the N(0, I) noise."""
     values = [3.2, -3.2]
@@ -359,18 +389,17 @@ def paths_2d_figure(trace: Trace, record: dict[str, Any] | None, background: dic
     reward_name = cfg.get("reward") or "reward"
     data: list[dict[str, Any]] = []
     shapes: list[dict[str, Any]] = []
-    if background is not None and "density" in layers:
-        data.append(dict(
-            type="contour", x=background["axis"], y=background["axis"], z=background["density"],
-            name="data density p(x)", showlegend=True, showscale=False, hoverinfo="skip",
-            colorscale=[[0, "rgba(255,255,255,0)"], [0.1, "#eef4fb"], [1, "#7ea6d8"]],
-            contours=dict(coloring="fill", start=0.08, end=1.0, size=0.12), line=dict(width=0)))
-    if background is not None and "tilted" in layers:
-        data.append(dict(
-            type="contour", x=background["axis"], y=background["axis"], z=background["tilted"], showlegend=True,
-            showscale=False, hoverinfo="skip", name=f"reward-tilted target p(x)·e^(r/λ), λ = {background['lam']:g}",
-            contours=dict(coloring="lines", start=0.1, end=0.9, size=0.2),
-            colorscale=[[0, C_TILTED], [1, C_TILTED]], line=dict(width=1.6)))
+    images: list[dict[str, Any]] = []
+    if background is not None and ("density" in layers or "tilted" in layers):
+        lo, hi = background["extent"]
+        images.append(dict(source=background_png(background, "density" in layers, "tilted" in layers), xref="x",
+                           yref="y", x=lo, y=hi, sizex=hi - lo, sizey=hi - lo, sizing="stretch", layer="below",
+                           opacity=1.0))
+        for key, name, colour in (("density", "data density p(x)", "#7ea6d8"),
+                                  ("tilted", f"reward-tilted target p(x)·e^(r/λ), λ = {background['lam']:g}", C_TILTED)):
+            if key in layers:  # legend entries for the picture
+                data.append(dict(type="scatter", x=[None], y=[None], mode="markers", name=name,
+                                 marker=dict(symbol="square", size=12, color=colour, opacity=0.7)))
     rows = split_paths(trace, record)
     if len(trace):
         xs, ys = _edges(trace, trace.states, np.concatenate([rows.continued, rows.current]))
@@ -425,7 +454,7 @@ def paths_2d_figure(trace: Trace, record: dict[str, Any] | None, background: dic
     extent = background["extent"] if background is not None else None
     method = label(cfg.get("method"), cfg.get("process")) if cfg else "run"
     return _figure(
-        data, f"Particle paths — {method}", _status_line(trace, record), height=720, shapes=shapes,
+        data, f"Particle paths — {method}", _status_line(trace, record), height=720, shapes=shapes, images=images,
         legend=dict(orientation="h", x=0, xanchor="left", y=-0.1, yanchor="top", itemsizing="constant"),
         margin=dict(r=16, b=40),
         xaxis=_axis("x₁", range=extent, zeroline=False, constrain="domain"),
@@ -574,7 +603,7 @@ def reward_figure(
                 data.append(dict(type="scatter", x=[used, max_nfe], y=[rec["final_reward"]] * 2, mode="lines",
                                  showlegend=False, legendgroup=name, hoverinfo="skip",
                                  line=dict(color=colour, width=1.5, dash="dot")))
-    data.append(dict(type="scatter", x=[None], y=[None], mode="markers", name="★ sample each run returned",
+    data.append(dict(type="scatter", x=[None], y=[None], mode="markers", name="sample each run returned",
                      marker=dict(symbol="star", size=12, color="#9ca3af", line=dict(color="#1f2937", width=1))))
     layout: dict[str, Any] = dict(
         xaxis=_axis("NFE spent (model evaluations)", rangemode="tozero", anchor="y"),

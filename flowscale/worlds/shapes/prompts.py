@@ -32,8 +32,10 @@ def vocabulary() -> str:
 def _parse_clause(clause: str, prompt: str) -> tuple[tuple[str, str], int]:
     words = clause.split()
     if len(words) != 3:
-        raise ValueError(f"cannot parse {clause!r} in prompt {prompt!r}: expected '<count> <colour> <shape>'. "
-                         f"Vocabulary: {vocabulary()}")
+        raise ValueError(
+            f"cannot parse {clause!r} in prompt {prompt!r}: expected '<count> <colour> <shape>'. "
+            f"Vocabulary: {vocabulary()}"
+        )
     count_word, colour, shape_word = words
     if count_word.isdigit():
         count = int(count_word)
@@ -109,6 +111,12 @@ def write_prompt_file(path: str | Path = PROMPTS_FILE, n: int = 120, seed: int =
 
 
 __all__ = [
-    "CLASSES", "format_prompt", "load_prompts", "parse_prompt", "prompt_to_vector", "random_prompts",
-    "vocabulary", "write_prompt_file",
+    "CLASSES",
+    "format_prompt",
+    "load_prompts",
+    "parse_prompt",
+    "prompt_to_vector",
+    "random_prompts",
+    "vocabulary",
+    "write_prompt_file",
 ]

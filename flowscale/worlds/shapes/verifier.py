@@ -23,7 +23,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from flowscale.worlds.shapes.scenes import CLASS_INDEX, CLASSES, MAX_OBJECTS, Spec, random_scene, render_spec, sample_spec
+from flowscale.worlds.shapes.scenes import (
+    CLASS_INDEX,
+    CLASSES,
+    MAX_OBJECTS,
+    Spec,
+    random_scene,
+    render_spec,
+    sample_spec,
+)
 
 ASSETS = Path(__file__).resolve().parents[3] / "assets" / "shapes"
 WEIGHTS_NAME = "verifier.safetensors"
@@ -39,12 +47,18 @@ class CountNet(nn.Module):
         self.config = {**DEFAULT_CONFIG, **(config or {})}
         w = self.config["width"]
         self.features = nn.Sequential(
-            nn.Conv2d(3, w, 3, padding=1), nn.GELU(),
-            nn.Conv2d(w, w, 3, padding=1), nn.GELU(),
-            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.GELU(),
-            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.GELU(),
-            nn.Conv2d(4 * w, 4 * w, 3, padding=1), nn.GELU(),
+            nn.Conv2d(3, w, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(w, w, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(4 * w, 4 * w, 3, padding=1),
+            nn.GELU(),
         )
         n_out = self.config["n_classes"] * (self.config["max_count"] + 1)
         self.head = nn.Sequential(nn.Linear(8 * w, 256), nn.GELU(), nn.Linear(256, n_out))
@@ -117,7 +131,7 @@ def corrupt(images01: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     sigma = torch.rand(b, generator=gen) * 1.0 + 1e-3
     k1 = torch.exp(-torch.tensor([1.0, 0.0, 1.0])[None, :] / (2 * sigma[:, None] ** 2))
     k1 = k1 / k1.sum(dim=1, keepdim=True)
-    kernel = (k1[:, :, None] * k1[:, None, :])  # [B, 3, 3]
+    kernel = k1[:, :, None] * k1[:, None, :]  # [B, 3, 3]
     xp = F.pad(x, (1, 1, 1, 1), mode="replicate")
     x = F.conv2d(xp.reshape(1, b * 3, *xp.shape[2:]), kernel.repeat_interleave(3, 0)[:, None], groups=b * 3)
     x = x.reshape(b, 3, *images01.shape[2:])
@@ -186,11 +200,18 @@ def train_verifier(args: argparse.Namespace) -> None:
     export.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(export / WEIGHTS_NAME))
     config = {
-        **net.config, "model": "shapes-verifier",
-        "training": {"steps": args.steps, "batch": args.batch, "lr": args.lr, "seed": args.seed,
-                     "wall_time_s": round(time.time() - start, 1), "final_loss_ema": loss_avg,
-                     "parameters": sum(p.numel() for p in net.parameters()),
-                     "clean_exact_count_accuracy_1000": acc},
+        **net.config,
+        "model": "shapes-verifier",
+        "training": {
+            "steps": args.steps,
+            "batch": args.batch,
+            "lr": args.lr,
+            "seed": args.seed,
+            "wall_time_s": round(time.time() - start, 1),
+            "final_loss_ema": loss_avg,
+            "parameters": sum(p.numel() for p in net.parameters()),
+            "clean_exact_count_accuracy_1000": acc,
+        },
     }
     (export / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
     print(f"done: clean exact-count accuracy {acc:.3f}; exported to {export}", flush=True)

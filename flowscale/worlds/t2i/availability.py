@@ -114,13 +114,14 @@ def looks_like_path(location: str) -> bool:
     return location.startswith(("/", ".", "~")) or os.path.exists(location) or "\\" in location
 
 
-def load_pretrained(loader: Callable[[str, bool], T], location: str, field: str, what: str, env: str = "") -> T:
+def load_pretrained(loader: Callable[[str, bool], T], location: str, field: str, what: str, env: str = "",
+                    hint: str = "") -> T:
     """Call loader(location, local_files_only) with errors turned into ConfigError(field, ...).
 
     A location that is an existing folder (or looks like a path) is loaded locally only; otherwise it is a
     hub id, fetched when the hub is reachable and read from the local cache when it is not.
     """
-    hint = f" (or set {env})" if env else ""
+    hint = hint or (f"point {env} at that folder" if env else "pass that folder")
     if looks_like_path(location):
         path = Path(location).expanduser()
         if not path.exists():
@@ -136,11 +137,11 @@ def load_pretrained(loader: Callable[[str, bool], T], location: str, field: str,
         kind = _error_kind(exc)
         if kind == "gated":
             msg = (f"{what}: access to {location} is gated; accept its licence on huggingface.co and log in "
-                   f"(hf auth login), or download it elsewhere and pass a local folder{hint}")
+                   f"(hf auth login), or download it elsewhere and {hint}")
         elif offline:
             msg = (f"{what}: {location} is not in the local Hugging Face cache and the hub is offline or "
                    f"unreachable; download it on a machine with internet (hf download {location} --local-dir DIR) "
-                   f"and pass that folder{hint}")
+                   f"and {hint}")
         else:
             msg = f"{what}: cannot load {location} from the hub: {type(exc).__name__}: {exc}"
         raise ConfigError(field, msg) from exc
@@ -178,7 +179,7 @@ def _load(model: str, location: str, local: bool, dtype: torch.dtype) -> Any:
         return DiffusionPipeline.from_pretrained(loc, dtype=dtype, local_files_only=local_only)
 
     field = "model_path" if local else "model"
-    pipe = load_pretrained(loader, location, field, f"{model} weights")
+    pipe = load_pretrained(loader, location, field, f"{model} weights", hint="pass it as --model-path DIR")
     expected = PIPELINE_CLASSES[FAMILIES[model]]
     if type(pipe).__name__ != expected:
         raise ConfigError(field, f"{location} loaded as {type(pipe).__name__}, but {model} needs a {expected}")

@@ -93,7 +93,8 @@ def t2i_params(cfg: RunConfig) -> dict[str, Any]:
         if prefix != "t2i":
             continue
         if name not in T2I_PARAMS:
-            raise ConfigError("params", f"unknown setting {key!r}; allowed: {', '.join('t2i.' + p for p in T2I_PARAMS)}")
+            allowed = ", ".join("t2i." + p for p in T2I_PARAMS)
+            raise ConfigError("params", f"unknown setting {key!r}; allowed: {allowed}")
         out[name] = value
     try:
         if "guidance_scale" in out:
@@ -145,7 +146,8 @@ def make_adapter(cfg: RunConfig, pipe: Any, height: int, width: int, params: dic
         raise ConfigError("height", str(exc)) from None
 
 
-def world_defaults(cfg: RunConfig, adapter: DiffusersFlowAdapter, reward: Reward, heldout: Reward | None) -> WorldDefaults:
+def world_defaults(cfg: RunConfig, adapter: DiffusersFlowAdapter, reward: Reward,
+                   heldout: Reward | None) -> WorldDefaults:
     spec = MODELS[cfg.model]
     shift = 1.0
     if spec.grid_space == "linear":
@@ -211,7 +213,8 @@ def build_world(cfg: RunConfig) -> World:
     """The text-to-image world of a run config; every bad setting is a ConfigError naming its field."""
     spec = MODELS[cfg.model]
     if cfg.preset is not None or cfg.mixture is not None:
-        raise ConfigError("preset" if cfg.preset is not None else "mixture", f"{cfg.model} takes a prompt, not a mixture")
+        field = "preset" if cfg.preset is not None else "mixture"
+        raise ConfigError(field, f"{cfg.model} takes a prompt, not a mixture")
     if not isinstance(cfg.prompt, str) or not cfg.prompt.strip():
         raise ConfigError("prompt", f"{cfg.model} needs a text prompt (--prompt TEXT)")
     height, width = image_size(cfg)
