@@ -88,8 +88,8 @@ def prepare(cfg: RunConfig, world: World | None = None) -> tuple[RunConfig, Worl
 
 def stream(cfg: RunConfig, world: World | None = None) -> Iterator[Event]:
     """Run a config, yielding trace events; the final event ("done") carries `_output` (a RunOutput)."""
-    start_time = time.perf_counter()
     cfg, world, params = prepare(cfg, world)
+    start_time = time.perf_counter()  # after loading: wall time measures the run, not the model download
     process = make_process(cfg.process, cfg.g_schedule, cfg.g_norm, cfg.beta_min, cfg.beta_max)
     try:
         grid = make_grid(GridSpec(cfg.grid, cfg.steps, cfg.grid_space, cfg.shift), process)

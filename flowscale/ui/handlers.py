@@ -63,49 +63,86 @@ def is_image_world(model: str) -> bool:
     return model != "toy2d"
 
 
-@functools.lru_cache(maxsize=None)
 def model_status(model: str) -> str | None:
-    """None if the model's world can be loaded here; otherwise a one-line reason (read-only cache).
+    """None if the model can run here; otherwise a one-line reason (never raises).
 
-    A world module may define `availability(model) -> str | None` to check weights without loading them.
+    A world module may define `availability(model) -> str | None`. Without one: the 2-D world only needs
+    to import; a small world (shapes) is built once with its defaults; a text-to-image model is looked
+    up in the local Hugging Face cache and on the hub, without loading any weights.
     """
     try:
-        module = _world_module(model)
+        _probe(model)
     except ConfigError as exc:
         return str(exc).split(": ", 1)[-1]
     except Exception as exc:  # a half-built or broken world must not take the app down
-        return f"cannot import its world ({type(exc).__name__}: {exc})"
-    check = getattr(module, "availability", None)
-    if callable(check):
-        try:
-            return check(model)
-        except Exception as exc:
-            return f"availability check failed ({type(exc).__name__}: {exc})"
+        return f"{type(exc).__name__}: {exc}"
     return None
 
 
-def world_defaults(model: str) -> Any:
-    """The world module's WorldDefaults (or None when it cannot be imported)."""
-    if model_status(model) is not None:
+@functools.lru_cache(maxsize=None)
+def _probe(model: str) -> bool:
+    """Raises when the model cannot run. Only successes are cached (lru_cache keeps no exceptions), so a
+    model whose weights appear later becomes available without a restart."""
+    module = _world_module(model)
+    check = getattr(module, "availability", None)
+    if callable(check):
+        reason = check(model)
+        if reason:
+            raise ConfigError("model", reason)
+    elif model == "shapes":
+        module.build_world(RunConfig(model=model))
+    elif model in getattr(module, "MODELS", {}):
+        _check_hub_weights(model)
+    return True
+
+
+def _check_hub_weights(model: str) -> None:
+    """Text-to-image weights: in the local Hugging Face cache, or downloadable from a reachable hub."""
+    from flowscale.worlds.t2i import availability
+
+    repo = availability.HUB_IDS[model]
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(repo, "model_index.json"), str):
+            return
+    except Exception:  # an unusual cache layout: fall through to the hub check
+        pass
+    if availability.hub_offline():
+        raise ConfigError("model", f"{repo} is not in the local Hugging Face cache and the hub is switched off")
+    if not availability.network_reachable():
+        raise ConfigError("model", f"{repo} is not in the local Hugging Face cache and the hub cannot be reached")
+
+
+def model_settings(model: str) -> Any:
+    """The model's defaults (steps, nfe, reward, heldout) when its world can be imported, else None."""
+    try:
+        module = _world_module(model)
+    except Exception:
         return None
-    return getattr(_world_module(model), "DEFAULTS", None)
+    return getattr(module, "DEFAULTS", None) or getattr(module, "MODELS", {}).get(model)
 
 
 def world_rewards(model: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Given and held-out reward specs offered in the dropdowns (free text is accepted as well)."""
     if model == "toy2d":
         return TOY2D_REWARDS, TOY2D_HELDOUT
-    if model_status(model) is not None:
+    try:
+        module = _world_module(model)
+        names = getattr(module, "REWARD_SPECS", None) or getattr(module, "REWARDS", None)
+        if names is None:
+            from flowscale.rewards import REWARD_NAMES as names
+    except Exception:
         return (), ("none",)
-    module = _world_module(model)
-    given = tuple(getattr(module, "REWARD_SPECS", ()) or ())
-    defaults = getattr(module, "DEFAULTS", None)
-    if defaults is not None and defaults.reward not in given:
-        given = (defaults.reward, *given)
-    held = tuple(getattr(module, "HELDOUT_SPECS", ()) or ())
-    if defaults is not None and defaults.heldout and defaults.heldout not in held:
-        held = (defaults.heldout, *held)
+    names = tuple(names)
+    defaults = model_settings(model)
+    given = _first(getattr(defaults, "reward", None), names)
+    held = _first(getattr(defaults, "heldout", None), names)
     return given, (*held, "none")
+
+
+def _first(value: str | None, names: tuple[str, ...]) -> tuple[str, ...]:
+    return names if not value else (value, *(n for n in names if n != value))
 
 
 def status_markdown(model: str) -> str:
@@ -613,19 +650,27 @@ def on_model_input(ui: Any, model: str) -> dict[Any, Any]:
 
 
 def model_defaults(ui: Any, model: str) -> dict[Any, Any]:
+    """Rewards, steps, budget and prompt of a newly picked model (its world's defaults)."""
     given, held = world_rewards(model)
-    defaults = world_defaults(model)
-    out: dict[Any, Any] = {}
+    out: dict[Any, Any] = {ui.reward: gr.update(value=given[0] if given else ""), ui.heldout: gr.update(value=held[0])}
+    defaults = model_settings(model)
+    prompt = _default_prompt(model)
+    if prompt:
+        out[ui.prompt] = prompt
     if model == "toy2d":
-        out[ui.reward] = gr.update(value=TOY2D_REWARDS[0])
-        out[ui.heldout] = gr.update(value="logp")
-    else:
-        out[ui.reward] = gr.update(value=given[0] if given else "")
-        out[ui.heldout] = gr.update(value=held[0])
-    if defaults is not None:
+        out[ui.steps] = gr.update(value=25)
+        out[ui.nfe] = gr.update(value=DEFAULTS["nfe"])
+    elif defaults is not None:
         out[ui.steps] = gr.update(value=defaults.steps)
-        out[ui.nfe] = gr.update(value=defaults.nfe if model != "toy2d" else DEFAULTS["nfe"])
+        out[ui.nfe] = gr.update(value=min(defaults.nfe, 200))  # a CPU-friendly start; the slider goes higher
     return out
+
+
+def _default_prompt(model: str) -> str | None:
+    try:
+        return getattr(_world_module(model), "DEFAULT_PROMPT", None)
+    except Exception:
+        return None
 
 
 def on_model(ui: Any, model: str) -> dict[Any, Any]:

@@ -20,7 +20,7 @@ from flowscale.ui import texts, views
 
 THEME = gr.themes.Soft(primary_hue="blue", secondary_hue="orange", neutral_hue="slate")
 CSS = """
-.gradio-container { max-width: 1560px !important; margin: 0 auto !important; }
+.gradio-container { max-width: 1680px !important; margin: 0 auto !important; }
 #title h1 { margin-bottom: 0.1em; }
 #status { min-height: 2.6em; }
 #status p { font-size: 0.98em; }
@@ -34,16 +34,17 @@ LAYER_CHOICES = [("data density", "density"), ("reward-tilted target", "tilted")
 
 def build() -> gr.Blocks:
     ui = SimpleNamespace(names={})
-    with gr.Blocks(title="flowscale · inference-time scaling for flow models", delete_cache=(3600, 7200)) as demo:
+    with gr.Blocks(title="flowscale · inference-time scaling for flow models", delete_cache=(3600, 7200),
+                   fill_width=True) as demo:
         ui.state = gr.State({})
         gr.Markdown("# flowscale · inference-time scaling for flow models", elem_id="title")
         gr.Markdown(texts.INTRO)
         with gr.Tabs(elem_id="tabs") as ui.tabs:
             with gr.Tab("Run", id="run"):
                 with gr.Row(equal_height=False):
-                    with gr.Column(scale=4, min_width=340, elem_id="controls"):
+                    with gr.Column(scale=3, min_width=340, elem_id="controls"):
                         _controls(ui)
-                    with gr.Column(scale=9, min_width=640):
+                    with gr.Column(scale=10, min_width=640):
                         _results(ui)
                 _examples(ui)
             with gr.Tab("Compare methods", id="compare"):
@@ -77,7 +78,7 @@ def _controls(ui: SimpleNamespace) -> None:
             elem_id="mixture", max_height=220))
     with gr.Group(visible=False) as ui.image_controls:
         _named(ui, "prompt", gr.Textbox(label="Prompt", lines=2, max_length=300, elem_id="prompt",
-                                        placeholder="e.g. two red circles and a blue square"))
+                                        placeholder="e.g. 3 red circles and 2 blue squares"))
     given, held = h.world_rewards(model)
     with gr.Row():
         _named(ui, "reward", gr.Dropdown(list(given), value=given[0], allow_custom_value=True, label="Given reward",
@@ -89,7 +90,7 @@ def _controls(ui: SimpleNamespace) -> None:
     _named(ui, "nfe", gr.Slider(10, 5000, value=h.DEFAULTS["nfe"], step=10, label="NFE budget",
                                 info="model evaluations the method may spend", elem_id="nfe"))
     with gr.Row():
-        _named(ui, "steps", gr.Slider(2, 200, value=25, step=1, label="Denoising steps M", elem_id="steps"))
+        _named(ui, "steps", gr.Slider(2, 200, value=25, step=1, label="Steps M", elem_id="steps"))
         _named(ui, "seed", gr.Number(value=h.DEFAULTS["seed"], precision=0, minimum=0, label="Seed", elem_id="seed"))
     _named(ui, "with_bon", gr.Checkbox(value=True, label="Also run Best-of-N at the same budget (for the reward plot)",
                                        elem_id="with-bon"))
@@ -135,12 +136,12 @@ def _results(ui: SimpleNamespace) -> None:
         ui.image_method = gr.Image(label="scaled result", height=256, type="numpy", format="png",
                                    elem_id="image-method", interactive=False)
     with gr.Row(equal_height=False):
-        with gr.Column(scale=3, min_width=520):
+        with gr.Column(scale=5, min_width=480):
             ui.plot_paths = gr.Plot(views.trajectories_figure([]), show_label=False, elem_id="plot-trajectories")
             ui.layers = _named(ui, "layers", gr.CheckboxGroup(
                 LAYER_CHOICES, value=list(views.DEFAULT_LAYERS), label="Show on the paths plot", elem_id="layers"))
             gr.Markdown(texts.PLOTS["trajectories"], elem_classes="plot-caption")
-        with gr.Column(scale=2, min_width=400):
+        with gr.Column(scale=4, min_width=380):
             ui.plot_reward = gr.Plot(views.reward_figure([]), show_label=False, elem_id="plot-reward")
             gr.Markdown(texts.PLOTS["reward"], elem_classes="plot-caption")
             ui.plot_budget = gr.Plot(views.budget_figure([]), show_label=False, elem_id="plot-budget")
@@ -164,8 +165,9 @@ def _examples(ui: SimpleNamespace) -> None:
                         "BoN on the rare mode", "CoDe into a region", "SoP · Linear-ODE"])
     image = [ui.world, ui.model, ui.prompt, ui.method, ui.process, ui.nfe, ui.steps, ui.seed]
     gr.Examples(
-        [["Shapes", "shapes", "two red circles and a blue square", "rbf", "vp-sde", 100, 10, 0],
-         ["Shapes", "shapes", "three yellow triangles", "svdd", "linear-sde", 100, 10, 0]],
+        [["Shapes", "shapes", "3 red circles and 2 blue squares", "rbf", "vp-sde", 200, 20, 0],
+         ["Shapes", "shapes", "2 yellow triangles and 1 green square", "svdd", "linear-sde", 200, 20, 0],
+         ["Shapes", "shapes", "4 blue circles", "smc", "linear-sde", 200, 20, 1]],
         image, label="Shapes examples", cache_examples=False)
     gr.Examples(
         [["Text-to-image", "flux-schnell", "a photo of three apples and a red book on a wooden table", "rbf", "vp-sde",
@@ -220,7 +222,7 @@ def _wire(ui: SimpleNamespace, demo: gr.Blocks) -> None:
 
     ui.layers.change(partial(h.relayer, ui), [ui.state, ui.layers], ui.plot_paths, api_visibility="private",
                      show_progress="hidden")
-    model_outputs = [ui.model, ui.world, ui.reward, ui.heldout, ui.steps, ui.nfe]
+    model_outputs = [ui.model, ui.world, ui.reward, ui.heldout, ui.steps, ui.nfe, ui.prompt]
     ui.world.input(partial(h.on_world, ui), ui.world, model_outputs, api_visibility="private")
     ui.model.input(partial(h.on_model_input, ui), ui.model, model_outputs, api_visibility="private")
     ui.model.change(partial(h.on_model, ui), ui.model,

@@ -366,6 +366,9 @@ def trajectories_figure(
 ) -> go.Figure:
     """Particle paths: over the 2-D density in the playground; reward and latent paths in image worlds."""
     trace = read_trace(events)
+    if len(trace) == 0 and background is None:
+        return empty_figure("Particle paths", "Press Run to watch the particles move from noise (t = 1) to data (t = 0).",
+                            height=720)
     if image_world:
         return image_paths_figure(trace, record)
     return paths_2d_figure(trace, record, background, read_trace(baseline_events or []), layers)
@@ -426,7 +429,7 @@ def paths_2d_figure(trace: Trace, record: dict[str, Any] | None, background: dic
         data.append(dict(
             type="scatter", x=np.append(baseline.states[order, 0], baseline.x0[order[-1], 0]),
             y=np.append(baseline.states[order, 1], baseline.x0[order[-1], 1]), mode="lines+markers",
-            name="ODE baseline: path → sample ◆", line=dict(color=C_BASELINE, width=2, dash="dash"),
+            name="ODE baseline: path → its sample", line=dict(color=C_BASELINE, width=2, dash="dash"),
             marker=dict(size=[0] * len(order) + [13], symbol="diamond", color=C_BASELINE,
                         line=dict(color="white", width=1)), hoverinfo="skip"))
     if rows.returned:
@@ -438,7 +441,7 @@ def paths_2d_figure(trace: Trace, record: dict[str, Any] | None, background: dic
             name="lineage of the returned sample", line=dict(color=C_RETURNED, width=3.5), hoverinfo="skip"))
         data.append(dict(
             type="scatter", x=[trace.x0[last, 0]], y=[trace.x0[last, 1]], mode="markers",
-            name="returned sample x̂0 ★", hoverinfo="text",
+            name="returned sample x̂0", hoverinfo="text",
             marker=dict(symbol="star", size=19, color=C_RETURNED, line=dict(color="#1f2937", width=1.5)),
             text=[f"returned sample<br>{reward_name} = {trace.rewards[last]:.4g}"]))
     geometry = reward_geometry(reward_name)
@@ -455,7 +458,7 @@ def paths_2d_figure(trace: Trace, record: dict[str, Any] | None, background: dic
     method = label(cfg.get("method"), cfg.get("process")) if cfg else "run"
     return _figure(
         data, f"Particle paths — {method}", _status_line(trace, record), height=720, shapes=shapes, images=images,
-        legend=dict(orientation="h", x=0, xanchor="left", y=-0.1, yanchor="top", itemsizing="constant"),
+        legend=dict(orientation="h", x=0, xanchor="left", y=-0.13, yanchor="top", itemsizing="constant"),
         margin=dict(r=16, b=40),
         xaxis=_axis("x₁", range=extent, zeroline=False, constrain="domain"),
         yaxis=_axis("x₂", range=extent, zeroline=False, scaleanchor="x", scaleratio=1, constrain="domain"),
