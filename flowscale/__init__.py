@@ -4,6 +4,6 @@ Time runs from t = 1 (noise) to t = 0 (data); a model's velocity is u = eps - x0
 """
 
 from flowscale.config import ConfigError, RunConfig
-from flowscale.run import RunOutput, __version__, replay, run, stream
+from flowscale.run import RunFailed, RunOutput, __version__, replay, run, stream
 
-__all__ = ["ConfigError", "RunConfig", "RunOutput", "__version__", "replay", "run", "stream"]
+__all__ = ["ConfigError", "RunConfig", "RunFailed", "RunOutput", "__version__", "replay", "run", "stream"]

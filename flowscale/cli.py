@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from flowscale.config import ConfigError, RunConfig
+from flowscale.run import RunFailed
 from flowscale.processes import PROCESS_NAMES
 from flowscale.search import METHODS
 from flowscale.worlds import MODEL_NAMES
@@ -165,3 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         flag = "--set" if exc.field == "params" else "--" + exc.field.replace("_", "-")
         print(f"error: {flag}: {str(exc).split(': ', 1)[1]}", file=sys.stderr)
         return 2
+    except RunFailed as exc:
+        out = getattr(args, "out", None)
+        if out:  # keep the trace up to the failing step
+            Path(out).mkdir(parents=True, exist_ok=True)
+            partial = {"config": exc.config, "error": str(exc), "events": exc.events}
+            (Path(out) / "record.partial.json").write_text(json.dumps(partial, indent=1))
+        print(f"error: the run stopped: {exc}" + (f" (trace so far in {out}/record.partial.json)" if out else ""),
+              file=sys.stderr)
+        return 1

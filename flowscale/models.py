@@ -30,6 +30,14 @@ class BudgetExceededError(RuntimeError):
     """A method asked for more model evaluations than its budget allows (an engine bug, never user error)."""
 
 
+class ModelOutOfMemoryError(RuntimeError):
+    """The model ran out of memory even one particle at a time."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
 class CountedModel:
     """Counts NFE, micro-batches and times calls of a FlowModel.
 
@@ -56,10 +64,25 @@ class CountedModel:
         t = torch.as_tensor(t, dtype=torch.float64).expand(n) if torch.as_tensor(t).ndim == 0 else t
         outputs = []
         start = time.perf_counter()
-        for lo in range(0, n, self.max_batch):
+        lo = 0
+        while lo < n:
             hi = min(n, lo + self.max_batch)
-            outputs.append(self.model.velocity(x[lo:hi], t[lo:hi], cond))
+            try:
+                outputs.append(self.model.velocity(x[lo:hi], t[lo:hi], cond))
+            except (RuntimeError, MemoryError) as exc:
+                if not is_out_of_memory(exc) and not isinstance(exc, MemoryError):
+                    raise
+                if self.max_batch == 1:
+                    raise ModelOutOfMemoryError(
+                        f"{self.model.name} ran out of memory even with a micro-batch of 1: {exc}"
+                    ) from exc
+                # Retry the same slice with half the micro-batch; the smaller size sticks for the run.
+                self.max_batch = max(1, self.max_batch // 2)
+                if x.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
             self.calls += 1
+            lo = hi
         if x.device.type == "cuda":
             torch.cuda.synchronize(x.device)
         self.model_time_s += time.perf_counter() - start

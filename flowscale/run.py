@@ -21,14 +21,26 @@ import torch
 
 from flowscale.config import ConfigError, RunConfig, validate
 from flowscale.grids import GridSpec, make_grid
-from flowscale.models import CountedModel
+from flowscale.models import CountedModel, ModelOutOfMemoryError
 from flowscale.processes import make_process
 from flowscale.sampler import FlowSampler
 from flowscale.search import METHODS, SearchContext, SearchResult, method_params
 from flowscale.trace import Event, RunRecord
-from flowscale.worlds import World, build_world, world_limits
+from flowscale.worlds import RewardError, World, build_world, world_limits
 
 __version__ = "0.1.0"
+
+
+class RunFailed(RuntimeError):
+    """A run that stopped on a fault (a reward that raised or returned NaN, the model out of memory).
+
+    `events` holds the trace up to the failing step, so nothing already computed is lost.
+    """
+
+    def __init__(self, message: str, events: list[dict[str, Any]], config: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.events = events
+        self.config = config
 
 
 @dataclass
@@ -151,13 +163,16 @@ def run(cfg: RunConfig, world: World | None = None, on_event: Any = None) -> Run
     """Drain a run; every event is also saved into the record (and passed to on_event if given)."""
     events: list[dict[str, Any]] = []
     output: RunOutput | None = None
-    for event in stream(cfg, world):
-        if on_event is not None:
-            on_event(event)
-        if event.kind == "done":
-            output = event.data["_output"]
-        else:
-            events.append(event.to_dict())
+    try:
+        for event in stream(cfg, world):
+            if on_event is not None:
+                on_event(event)
+            if event.kind == "done":
+                output = event.data["_output"]
+            else:
+                events.append(event.to_dict())
+    except (RewardError, ModelOutOfMemoryError) as exc:
+        raise RunFailed(str(exc), events, events[0]["config"] if events else cfg.to_dict()) from exc
     assert output is not None, "a run stream always ends with a done event"
     output.record.events = events
     return output
