@@ -105,7 +105,8 @@ def test_a_cancelled_job_stops_and_the_server_keeps_serving(client):
     while not job.done() and time.time() < deadline:
         time.sleep(0.1)
     assert job.done()
-    assert job.status().code.name in ("CANCELLED", "FINISHED")
+    assert job.status().code.name == "CANCELLED"  # the whole run takes seconds; it stopped within a step
+    assert job.outputs()[-1][1] is None
     assert client.predict(nfe=60, api_name="/run")[0]["status"] == "done"
 
 

@@ -8,7 +8,9 @@ config (prompt, rewards, model folder) into a World. The shipped weights in asse
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -20,6 +22,7 @@ from flowscale.worlds.shapes.model import ShapesFlowModel
 from flowscale.worlds.shapes.prompts import parse_prompt, prompt_to_vector, vocabulary
 from flowscale.worlds.shapes.verifier import ShapesVerifier
 
+T = TypeVar("T")
 ASSETS = Path(__file__).resolve().parents[3] / "assets" / "shapes"
 DEFAULT_PROMPT = "3 red circles and 2 blue squares"
 REWARDS = ("count", "compose", "verifier", "brightness", "jpeg-compressibility")
@@ -36,30 +39,26 @@ DEFAULTS = WorldDefaults(
 )
 
 _LOCK = threading.Lock()
-_MODELS: dict[str, ShapesFlowModel] = {}  # read-only once loaded: one copy per folder, shared by all runs
-_VERIFIERS: dict[str, ShapesVerifier] = {}
+_LOADED: dict[tuple[str, str], object] = {}  # read-only once loaded: one copy per folder, shared by all runs
+
+
+def _cached(kind: str, folder: str | Path, loader: Callable[[str], T], field: str) -> T:
+    key = (kind, str(Path(folder).resolve()))
+    with _LOCK:
+        if key not in _LOADED:
+            try:
+                _LOADED[key] = loader(key[1])
+            except (FileNotFoundError, OSError, RuntimeError, KeyError, ValueError) as exc:
+                raise ConfigError(field, f"cannot load the shapes {kind} from {folder}: {exc}") from None
+        return _LOADED[key]  # type: ignore[return-value]
 
 
 def load_model(folder: str | Path) -> ShapesFlowModel:
-    key = str(Path(folder).resolve())
-    with _LOCK:
-        if key not in _MODELS:
-            try:
-                _MODELS[key] = ShapesFlowModel.from_pretrained(key)
-            except (FileNotFoundError, OSError, RuntimeError, KeyError, ValueError) as exc:
-                raise ConfigError("model_path", f"cannot load a shapes model from {folder}: {exc}") from None
-        return _MODELS[key]
+    return _cached("model", folder, ShapesFlowModel.from_pretrained, "model_path")
 
 
 def load_verifier(folder: str | Path = ASSETS) -> ShapesVerifier:
-    key = str(Path(folder).resolve())
-    with _LOCK:
-        if key not in _VERIFIERS:
-            try:
-                _VERIFIERS[key] = ShapesVerifier.from_pretrained(key)
-            except (FileNotFoundError, OSError, RuntimeError, KeyError, ValueError) as exc:
-                raise ConfigError("heldout", f"cannot load the shapes verifier from {folder}: {exc}") from None
-        return _VERIFIERS[key]
+    return _cached("verifier", folder, ShapesVerifier.from_pretrained, "heldout")
 
 
 def make_reward(spec: str, target: torch.Tensor) -> Reward:

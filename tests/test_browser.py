@@ -1,0 +1,114 @@
+"""A real browser on the app: the default run draws the three live plots (Playwright + Debian's Chromium).
+
+No browser is downloaded: the test drives the system Chromium (.ci/run installs Debian's `chromium`), and
+fails, rather than skips, when it is missing. Screenshots go to $FLOWSCALE_SCREENSHOTS or a temp folder.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-extensions"]
+SLOW = 240_000  # ms; a loaded 2-core CI machine renders plotly slowly
+
+
+def chromium() -> str:
+    for candidate in (os.environ.get("CHROMIUM"), shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    pytest.fail("Chromium not found: install Debian's chromium (apt-get install -y chromium; .ci/run does this)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    port = free_port()
+    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
+               GRADIO_ANALYTICS_ENABLED="False")
+    log = open(tmp_path_factory.mktemp("app") / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 180
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"app.py exited with {proc.returncode}; see {log.name}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    pytest.fail("app.py did not start listening within 180 s")
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = os.environ.get("FLOWSCALE_SCREENSHOTS")
+    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    executable = chromium()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.set_default_timeout(SLOW)
+        page.goto(app_url)
+        yield page
+        browser.close()
+
+
+def test_default_run_draws_the_three_live_plots(page, shots):
+    expect(page.locator("#run")).to_be_visible()
+    page.locator("#run").click()
+    expect(page.locator("#status")).to_contain_text("Running")
+    page.screenshot(path=str(shots / "app_running.png"))
+    # The run ends with all three figures redrawn from the finished record.
+    expect(page.locator("#status")).to_contain_text("Done")
+    expect(page.locator("#plot-trajectories")).to_contain_text("finished")
+    for elem_id, text in (("plot-trajectories", "Particle paths — RBF · VP-SDE"),
+                          ("plot-budget", "NFE per denoising step — RBF · VP-SDE"),
+                          ("plot-reward", "Best reward vs. NFE spent")):
+        plot = page.locator(f"#{elem_id} .js-plotly-plot")
+        expect(plot).to_be_visible()
+        expect(plot.locator(".main-svg").first).to_be_visible()
+        expect(plot).to_contain_text(text)
+    expect(page.locator("#plot-reward")).to_contain_text("BoN at the same budget")
+    expect(page.locator("#plot-budget")).to_contain_text("rolled over from earlier steps")
+    expect(page.locator("#side-by-side")).to_contain_text("ODE baseline")
+    expect(page.locator("#record-file")).to_be_visible()
+    page.screenshot(path=str(shots / "app_done.png"), full_page=True)
+    assert (shots / "app_done.png").stat().st_size > 10_000
+
+
+def test_method_help_follows_the_selection(page, shots):
+    page.locator("#method label:has-text('SMC')").click()
+    expect(page.locator("#method-help")).to_contain_text("Sequential Monte Carlo")
+    page.locator("#process label:has-text('Linear-SDE')").click()
+    expect(page.locator("#method-help")).to_contain_text("Linear-SDE")
+    page.locator("#run").click()
+    expect(page.locator("#status")).to_contain_text("Done · SMC · Linear-SDE")
+    expect(page.locator("#plot-reward")).to_contain_text("effective sample size")
+    page.screenshot(path=str(shots / "app_smc.png"), full_page=True)
