@@ -30,7 +30,7 @@ LIMITS = Limits(max_nfe=5000, max_particles=1024, max_steps=200)
 DEFAULTS = WorldDefaults(
     steps=20,
     grid="uniform",
-    grid_space="linear",
+    grid_space="process",  # uniform in the process's own time: measured better for VP-SDE than mapped linear
     nfe=500,
     particles=8,
     reward="count",
