@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -123,6 +124,8 @@ def train_shapes(args: argparse.Namespace) -> None:
         t = torch.rand(args.batch, generator=gen)
         xt = (1 - t[:, None, None, None]) * x0 + t[:, None, None, None] * eps
         lr = args.lr * min(1.0, (step + 1) / args.warmup)
+        if args.cosine:  # cosine decay to 10 % of the base rate at --steps
+            lr *= 0.1 + 0.45 * (1.0 + math.cos(math.pi * min(1.0, step / args.steps)))
         for g in opt.param_groups:
             g["lr"] = lr
         loss = torch.nn.functional.mse_loss(net(xt, t, cond), eps - x0)
@@ -161,6 +164,7 @@ def train_shapes(args: argparse.Namespace) -> None:
             "steps": step,
             "batch": args.batch,
             "lr": args.lr,
+            "cosine": args.cosine,
             "ema": args.ema,
             "p_null": args.p_null,
             "seed": args.seed,
@@ -189,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--p-null", type=float, default=0.1)
     p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--cosine", action="store_true", help="cosine learning-rate decay to 10 %% at --steps")
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--ckpt-every", type=int, default=250)
     args = p.parse_args(argv)

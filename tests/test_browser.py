@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-extensions"]
 SLOW = 240_000  # ms; a loaded 2-core CI machine renders plotly slowly
+expect.set_options(timeout=SLOW)
 
 
 def chromium() -> str:
@@ -95,8 +96,8 @@ def test_default_run_draws_the_three_live_plots(page, shots):
         expect(plot).to_be_visible()
         expect(plot.locator(".main-svg").first).to_be_visible()
         expect(plot).to_contain_text(text)
-    expect(page.locator("#plot-reward")).to_contain_text("BoN at the same budget")
-    expect(page.locator("#plot-budget")).to_contain_text("rolled over from earlier steps")
+    expect(page.locator("#plot-reward")).to_contain_text("BoN, same budget")
+    expect(page.locator("#plot-budget")).to_contain_text("rolled over")
     expect(page.locator("#side-by-side")).to_contain_text("ODE baseline")
     expect(page.locator("#record-file")).to_be_visible()
     page.screenshot(path=str(shots / "app_done.png"), full_page=True)
@@ -112,3 +113,19 @@ def test_method_help_follows_the_selection(page, shots):
     expect(page.locator("#status")).to_contain_text("Done · SMC · Linear-SDE")
     expect(page.locator("#plot-reward")).to_contain_text("effective sample size")
     page.screenshot(path=str(shots / "app_smc.png"), full_page=True)
+
+
+def test_stop_ends_a_long_run(page, shots):
+    page.locator("#method label:has-text('RBF')").click()
+    for elem_id, value in (("nfe", "5000"), ("steps", "200")):  # tens of seconds of small batches
+        box = page.locator(f"#{elem_id} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.locator("#run").click()
+    expect(page.locator("#plot-trajectories")).to_contain_text("running")  # the first steps are drawn
+    page.locator("#stop").click()
+    expect(page.locator("#status")).to_contain_text("Stopped")
+    page.wait_for_timeout(3000)
+    expect(page.locator("#status")).to_contain_text("Stopped")  # no late "Done": the run really ended
+    expect(page.locator("#plot-trajectories")).not_to_contain_text("finished")
+    page.screenshot(path=str(shots / "app_stopped.png"), full_page=True)

@@ -129,8 +129,6 @@ def _run_paper(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, Searc
                 chain.move(cand, q0 + carry)
             elif chain.drawn >= budget_here:
                 # Quota spent: take the step's best candidate (r* stays); the last transition ends the chain.
-                if float(chain.step_best.reward[0]) > chain.best_ever:
-                    chain.best_ever = float(chain.step_best.reward[0])
                 mode = "final" if last else "forced"
                 ctx.event("budget", chain.k + 1, chain=chain.index, mode=mode, rollover=0)
                 if last:

@@ -43,6 +43,8 @@ METHOD_CHOICES = tuple((views.METHOD_LABELS[m], m) for m in SEARCH_METHODS)
 DEFAULTS = dict(model="toy2d", method="rbf", process="vp-sde", nfe=200, seed=0)
 TOY2D_REWARDS = ("point:-2,2", "point:2,-2", "point:0,3", "point:3,0", "region:-3,1,-1,3", "region:1,-3,3,-1", "logp")
 TOY2D_HELDOUT = ("logp", "none", "point:-2,2", "point:2,2")
+TOY2D_REWARD_INFO = "point:X,Y · region:X0,Y0,X1,Y1 · logp"
+T2I_PROMPT = "a photo of three apples and a red book on a wooden table"
 RENDER_EVERY_S = 0.3  # UI redraw period while streaming (three plotly figures per redraw)
 API_EVERY_S = 0.1  # API progress period
 MAX_RECORD_BYTES = 5 * 1024 * 1024
@@ -89,8 +91,8 @@ def _probe(model: str) -> bool:
         reason = check(model)
         if reason:
             raise ConfigError("model", reason)
-    elif model == "shapes":
-        module.build_world(RunConfig(model=model))
+    elif model == "shapes":  # small: build it (the held-out reward is checked when a run asks for it)
+        module.build_world(RunConfig(model=model, heldout="none"))
     elif model in getattr(module, "MODELS", {}):
         _check_hub_weights(model)
     return True
@@ -145,10 +147,12 @@ def _first(value: str | None, names: tuple[str, ...]) -> tuple[str, ...]:
     return names if not value else (value, *(n for n in names if n != value))
 
 
-def status_markdown(model: str) -> str:
+def status_markdown(model: str, limit: int = 260) -> str:
     reason = model_status(model)
     if reason is None:
         return f"✓ **{model}** is available."
+    if len(reason) > limit:
+        reason = reason[:limit].rsplit(" ", 1)[0] + " …"
     return f"⚠ **{model}** is not available here: {reason}"
 
 
@@ -536,6 +540,10 @@ def stopped() -> str:
     return "**Stopped** · the plots show the run up to its last drawn step."
 
 
+def failed() -> str:
+    return "**Failed** · the message in the corner says why; nothing else changed."
+
+
 def compare_ui(ui: Any, values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> Iterator[dict[Any, Any]]:
     """Every method at the same budget and seed (plus the ODE baseline): a table and bars."""
     v = named(ui, values)
@@ -595,7 +603,7 @@ def replay_verdict(uploaded: dict[str, Any]) -> Any:
     def verdict(phase: Phase) -> str:
         again = phase.output.record.comparable()
         if again == expected:
-            return "= **Replay identical**: the re-run record matches the uploaded one exactly (timings aside)."
+            return "✓ **Replay identical**: the re-run record matches the uploaded one exactly (timings aside)."
         keys = sorted(k for k in set(again) | set(expected) if again.get(k) != expected.get(k))
         versions = "" if again.get("versions") == expected.get("versions") else " (the versions differ)"
         return f"≠ **Replay differs** in: {', '.join(keys)}{versions}."
@@ -662,15 +670,16 @@ def model_defaults(ui: Any, model: str) -> dict[Any, Any]:
         out[ui.nfe] = gr.update(value=DEFAULTS["nfe"])
     elif defaults is not None:
         out[ui.steps] = gr.update(value=defaults.steps)
-        out[ui.nfe] = gr.update(value=min(defaults.nfe, 200))  # a CPU-friendly start; the slider goes higher
+        out[ui.nfe] = gr.update(value=min(defaults.nfe, 100))  # a CPU-friendly start; the slider goes higher
     return out
 
 
 def _default_prompt(model: str) -> str | None:
     try:
-        return getattr(_world_module(model), "DEFAULT_PROMPT", None)
+        prompt = getattr(_world_module(model), "DEFAULT_PROMPT", None)
     except Exception:
-        return None
+        prompt = None
+    return prompt or (T2I_PROMPT if world_of(model) == "Text-to-image" else None)
 
 
 def on_model(ui: Any, model: str) -> dict[Any, Any]:
@@ -681,8 +690,10 @@ def on_model(ui: Any, model: str) -> dict[Any, Any]:
         ui.toy_controls: gr.update(visible=not image), ui.image_controls: gr.update(visible=image),
         ui.image_results: gr.update(visible=image), ui.previews: gr.update(visible=image),
         ui.layers: gr.update(visible=not image),
+        ui.paths_caption: texts.PLOTS["trajectories_image" if image else "trajectories"],
         ui.model_status: status_markdown(model),
-        ui.reward: gr.update(choices=list(given)), ui.heldout: gr.update(choices=list(held)),
+        ui.reward: gr.update(choices=list(given), info=TOY2D_REWARD_INFO if not image else " · ".join(given)),
+        ui.heldout: gr.update(choices=list(held)),
     }
 
 

@@ -82,7 +82,7 @@ def _controls(ui: SimpleNamespace) -> None:
     given, held = h.world_rewards(model)
     with gr.Row():
         _named(ui, "reward", gr.Dropdown(list(given), value=given[0], allow_custom_value=True, label="Given reward",
-                                         info="point:X,Y · region:X0,Y0,X1,Y1 · logp", elem_id="reward"))
+                                         info=h.TOY2D_REWARD_INFO, elem_id="reward"))
         _named(ui, "heldout", gr.Dropdown(list(held), value=held[0], allow_custom_value=True,
                                           label="Held-out reward", info="scored, never searched", elem_id="heldout"))
     _named(ui, "process", gr.Radio(list(h.PROCESSES), value=h.DEFAULTS["process"], label="Process", elem_id="process"))
@@ -102,8 +102,11 @@ def _controls(ui: SimpleNamespace) -> None:
         for method in SEARCH_METHODS:
             with gr.Group(visible=method == h.DEFAULTS["method"]) as group:
                 gr.Markdown(f"**{views.METHOD_LABELS[method]} settings**")
-                for s in h.method_settings(method):
-                    _named(ui, s.key, _setting_widget(s))
+                settings = h.method_settings(method)
+                for i in range(0, len(settings), 2):
+                    with gr.Row():
+                        for s in settings[i:i + 2]:
+                            _named(ui, s.key, _setting_widget(s))
             ui.method_groups[method] = group
         gr.Markdown("**Process and time grid**")
         with gr.Row():
@@ -140,13 +143,13 @@ def _results(ui: SimpleNamespace) -> None:
             ui.plot_paths = gr.Plot(views.trajectories_figure([]), show_label=False, elem_id="plot-trajectories")
             ui.layers = _named(ui, "layers", gr.CheckboxGroup(
                 LAYER_CHOICES, value=list(views.DEFAULT_LAYERS), label="Show on the paths plot", elem_id="layers"))
-            gr.Markdown(texts.PLOTS["trajectories"], elem_classes="plot-caption")
+            ui.paths_caption = gr.Markdown(texts.PLOTS["trajectories"], elem_classes="plot-caption")
         with gr.Column(scale=4, min_width=380):
             ui.plot_reward = gr.Plot(views.reward_figure([]), show_label=False, elem_id="plot-reward")
             gr.Markdown(texts.PLOTS["reward"], elem_classes="plot-caption")
             ui.plot_budget = gr.Plot(views.budget_figure([]), show_label=False, elem_id="plot-budget")
             gr.Markdown(texts.PLOTS["budget"], elem_classes="plot-caption")
-    ui.previews = gr.Gallery(label="x̂0 preview of the best candidate at each step", columns=10, height=200,
+    ui.previews = gr.Gallery(label="x̂0 preview of the best candidate at each step", columns=10, height=230,
                              format="png", visible=False, elem_id="previews", object_fit="contain")
     ui.record_file = gr.DownloadButton("↓ Download the run record (JSON)", visible=False, elem_id="record-file")
 
@@ -165,9 +168,9 @@ def _examples(ui: SimpleNamespace) -> None:
                         "BoN on the rare mode", "CoDe into a region", "SoP · Linear-ODE"])
     image = [ui.world, ui.model, ui.prompt, ui.method, ui.process, ui.nfe, ui.steps, ui.seed]
     gr.Examples(
-        [["Shapes", "shapes", "3 red circles and 2 blue squares", "rbf", "vp-sde", 200, 20, 0],
-         ["Shapes", "shapes", "2 yellow triangles and 1 green square", "svdd", "linear-sde", 200, 20, 0],
-         ["Shapes", "shapes", "4 blue circles", "smc", "linear-sde", 200, 20, 1]],
+        [["Shapes", "shapes", "3 red circles and 2 blue squares", "rbf", "vp-sde", 100, 10, 0],
+         ["Shapes", "shapes", "2 yellow triangles and 1 green square", "svdd", "linear-sde", 100, 10, 0],
+         ["Shapes", "shapes", "4 blue circles", "smc", "linear-sde", 100, 10, 1]],
         image, label="Shapes examples", cache_examples=False)
     gr.Examples(
         [["Text-to-image", "flux-schnell", "a photo of three apples and a red book on a wooden table", "rbf", "vp-sde",
@@ -206,16 +209,19 @@ def _wire(ui: SimpleNamespace, demo: gr.Blocks) -> None:
     run_event = ui.run.click(partial(h.run_ui, ui), inputs, run_outputs, show_progress_on=[ui.status],
                              api_visibility="private")
     ui.stop.click(h.stopped, None, ui.status, cancels=[run_event], api_visibility="private")
+    run_event.failure(h.failed, None, ui.status, api_visibility="private")
 
     compare_outputs = [ui.compare_status, ui.compare_table, ui.plot_compare]
     compare_event = ui.compare.click(partial(h.compare_ui, ui), inputs, compare_outputs,
                                      show_progress_on=[ui.compare_status], api_visibility="private")
-    ui.compare_stop.click(None, None, None, cancels=[compare_event], api_visibility="private")
+    ui.compare_stop.click(h.stopped, None, ui.compare_status, cancels=[compare_event], api_visibility="private")
+    compare_event.failure(h.failed, None, ui.compare_status, api_visibility="private")
 
     replay_event = ui.replay.click(partial(h.replay_ui, ui), [ui.upload, ui.layers],
                                    [*run_outputs, ui.tabs, ui.replay_status], show_progress_on=[ui.status],
                                    api_visibility="private")
     ui.stop.click(None, None, None, cancels=[replay_event], api_visibility="private")
+    replay_event.failure(h.failed, None, ui.replay_status, api_visibility="private")
     ui.redraw.click(partial(h.redraw_ui, ui), [ui.upload, ui.layers],
                     [ui.tabs, ui.plot_paths, ui.plot_budget, ui.plot_reward, ui.state, ui.side_by_side, ui.status,
                      ui.replay_status], api_visibility="private")
@@ -227,7 +233,7 @@ def _wire(ui: SimpleNamespace, demo: gr.Blocks) -> None:
     ui.model.input(partial(h.on_model_input, ui), ui.model, model_outputs, api_visibility="private")
     ui.model.change(partial(h.on_model, ui), ui.model,
                     [ui.toy_controls, ui.image_controls, ui.image_results, ui.previews, ui.layers, ui.model_status,
-                     ui.reward, ui.heldout], api_visibility="private")
+                     ui.reward, ui.heldout, ui.paths_caption], api_visibility="private")
     ui.preset.change(partial(h.on_preset, ui), ui.preset, ui.mixture, api_visibility="private")
     ui.preset.input(h.preset_reward_or_skip, ui.preset, ui.reward, api_visibility="private")
     ui.mixture.input(h.on_mixture_edit, None, ui.preset, api_visibility="private")

@@ -80,7 +80,12 @@ PLOTS = {
     "trajectories": (
         "Each grey line is one transition of a particle (t: 1 → 0, noise → data). Red crosses are candidates "
         "that were evaluated but not continued; the gold line follows the returned sample back to its noise. "
-        "Shaded: the data density; orange contours: the reward-tilted target that a perfect search samples."
+        "Shaded blue: the data density; shaded orange: the reward-tilted target that a perfect search would sample."
+    ),
+    "trajectories_image": (
+        "Top: the given reward of every candidate's x̂0, step by step; lines join a candidate to the particle it "
+        "was proposed from, red crosses were not continued, gold is the returned sample's lineage. Bottom: the "
+        "same paths in a fixed random 2-D projection of the latent states."
     ),
     "budget": (
         "How many model evaluations each denoising step received. RBF plans an even base quota (grey) and "

@@ -526,9 +526,9 @@ def budget_figure(events: Sequence[dict[str, Any]], record: dict[str, Any] | Non
         quota = method_result(record, "quota_per_step")
         rollover = method_result(record, "rollover_per_step") or _live_rollover(events, len(spent))
         if quota is not None:
-            data.append(dict(type="bar", x=steps, y=quota, name="base quota (planned)", marker=dict(color=C_QUOTA),
+            data.append(dict(type="bar", x=steps, y=quota, name="planned base quota", marker=dict(color=C_QUOTA),
                              offsetgroup="plan", hovertext=hover))
-        data.append(dict(type="bar", x=steps, y=rollover, base=quota, name="rolled over from earlier steps",
+        data.append(dict(type="bar", x=steps, y=rollover, base=quota, name="rolled over",
                          marker=dict(color=C_ROLLOVER), offsetgroup="plan", hovertext=hover))
     data.append(dict(type="bar", x=steps, y=spent, name="NFE spent", marker=dict(color=C_METHOD),
                      offsetgroup="spent", hovertext=hover))
@@ -536,7 +536,7 @@ def budget_figure(events: Sequence[dict[str, Any]], record: dict[str, Any] | Non
     if budget and method != "rbf":
         even = budget / len(spent)
         data.append(dict(type="scatter", x=[-0.5, len(spent) - 0.5], y=[even, even], mode="lines",
-                         name="even split (budget / steps)", line=dict(color="#6b7280", dash="dash", width=1.5)))
+                         name="even split", line=dict(color="#6b7280", dash="dash", width=1.5)))
     subtitle = f"{sum(spent)} of {budget} NFE spent over {len(spent)} steps" if budget else f"{sum(spent)} NFE"
     return _figure(
         data, title, subtitle, height=400, barmode="group", bargap=0.18, bargroupgap=0.04,
@@ -582,10 +582,10 @@ def reward_figure(
     curves = [(label(method, cfg.get("process")) if cfg else "method", _curve(record, events), record, C_METHOD, "solid")]
     if method != "bon" and (bon is not None or bon_events):
         process = ((bon or {}).get("config") or read_trace(bon_events or []).config).get("process")
-        curves.append((f"BoN at the same budget · {PROCESS_LABELS.get(process, process)}", _curve(bon, bon_events),
+        curves.append((f"BoN, same budget · {PROCESS_LABELS.get(process, process)}", _curve(bon, bon_events),
                        bon, C_BON, "solid"))
     if baseline is not None:
-        curves.append(("ODE baseline (one trajectory)", _curve(baseline, None), baseline, C_BASELINE, "dash"))
+        curves.append(("ODE baseline", _curve(baseline, None), baseline, C_BASELINE, "dash"))
     if not any(c for _, c, _, _, _ in curves):
         return empty_figure("Best reward vs. NFE spent", "Press Run to watch the best reward grow.", height=420)
     max_nfe = max([cfg.get("nfe") or 0] + [c[-1][0] for _, c, _, _, _ in curves if c])
@@ -606,25 +606,24 @@ def reward_figure(
                 data.append(dict(type="scatter", x=[used, max_nfe], y=[rec["final_reward"]] * 2, mode="lines",
                                  showlegend=False, legendgroup=name, hoverinfo="skip",
                                  line=dict(color=colour, width=1.5, dash="dot")))
-    data.append(dict(type="scatter", x=[None], y=[None], mode="markers", name="sample each run returned",
-                     marker=dict(symbol="star", size=12, color="#9ca3af", line=dict(color="#1f2937", width=1))))
     layout: dict[str, Any] = dict(
         xaxis=_axis("NFE spent (model evaluations)", rangemode="tozero", anchor="y"),
         yaxis=_axis(f"best {reward_name} so far", anchor="x"))
     annotations = []
     if smc:
-        data += _ess_traces(events, record)
-        layout["yaxis"]["domain"] = [0.5, 1.0]
+        traces, caption = _ess_traces(events, record)
+        data += traces
+        layout["yaxis"]["domain"] = [0.52, 1.0]
         layout["xaxis2"] = _axis("denoising step k", anchor="y2", domain=[0, 1])
-        layout["yaxis2"] = _axis("ESS (particles)", anchor="x2", domain=[0, 0.28], rangemode="tozero")
-        annotations.append(_subplot_title("SMC: effective sample size after reweighting, per step", 0.5, 0.3))
+        layout["yaxis2"] = _axis("ESS", anchor="x2", domain=[0, 0.25], rangemode="tozero")
+        annotations.append(_subplot_title(caption, 0.5, 0.31))
     return _figure(
-        data, "Best reward vs. NFE spent", "running best over all x̂0 evaluated · higher is better",
-        height=560 if smc else 420, annotations=annotations, margin=dict(b=40),
-        legend=dict(orientation="h", x=0, y=-0.13 if smc else -0.22, yanchor="top"), uirevision="reward", **layout)
+        data, "Best reward vs. NFE spent", "running best over all x̂0 evaluated · ★ the sample each run returned",
+        height=620 if smc else 430, annotations=annotations, margin=dict(b=40),
+        legend=dict(orientation="h", x=0, y=-0.1 if smc else -0.2, yanchor="top"), uirevision="reward", **layout)
 
 
-def _ess_traces(events: Sequence[dict[str, Any]], record: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _ess_traces(events: Sequence[dict[str, Any]], record: dict[str, Any] | None) -> tuple[list[dict], str]:
     from flowscale.search.smc import SmcParams
 
     cfg = read_trace(events).config or (record or {}).get("config", {})
@@ -638,13 +637,15 @@ def _ess_traces(events: Sequence[dict[str, Any]], record: dict[str, Any] | None)
             ess.append(float(e["ess"]))
         elif e.get("kind") == "resample":
             resampled += 1
-    data = [dict(type="bar", x=steps, y=ess, xaxis="x2", yaxis="y2", marker=dict(color="#14b8a6"),
-                 name=f"ESS after reweighting ({resampled} resamplings)")]
+    data = [dict(type="bar", x=steps, y=ess, xaxis="x2", yaxis="y2", marker=dict(color="#14b8a6"), showlegend=False,
+                 name="ESS after reweighting", hovertemplate="step %{x}: ESS %{y:.2f}<extra></extra>")]
     if n:
         data.append(dict(type="scatter", x=[0.5, max(steps or [1]) + 0.5], y=[threshold * n] * 2, mode="lines",
-                         xaxis="x2", yaxis="y2", name=f"resample below {threshold:g}·N = {threshold * n:g}",
+                         xaxis="x2", yaxis="y2", showlegend=False, hoverinfo="skip",
                          line=dict(color="#6b7280", dash="dash")))
-    return data
+    caption = (f"SMC: effective sample size after reweighting (bars); resample below {threshold:g}·N = "
+               f"{threshold * n:g} (dashed) · {resampled} resamplings")
+    return data, caption
 
 
 # --------------------------------------------------------------------------------------------------
@@ -691,13 +692,25 @@ def compare_figure(rows: Sequence[Sequence[Any]], reward_name: str = "reward", h
              text=[f"{v:.3g}" if v is not None else "" for v in held], textposition="outside", cliponaxis=False),
     ]
     budget = next((r[5] for r in done if r[0] != METHOD_LABELS["ode"]), None)
+    given_range, held_range = _padded([r[2] for r in done]), _padded([v for v in held if v is not None])
     titles = [_subplot_title(f"given reward: {reward_name}", 0.22, 1.0),
               _subplot_title(f"held-out reward: {heldout_name}", 0.78, 1.0)]
     return _figure(
         data, title, f"{budget} NFE each (the ODE baseline is one trajectory) · higher is better", height=460,
         showlegend=False, annotations=titles, margin=dict(t=110),
-        xaxis=_axis("", domain=[0, 0.44], anchor="y"), yaxis=_axis("reward of the returned sample", anchor="x"),
-        xaxis2=_axis("", domain=[0.56, 1.0], anchor="y2"), yaxis2=_axis("held-out reward", anchor="x2"))
+        xaxis=_axis("", domain=[0, 0.44], anchor="y"),
+        yaxis=_axis("reward of the returned sample", anchor="x", range=given_range),
+        xaxis2=_axis("", domain=[0.56, 1.0], anchor="y2"),
+        yaxis2=_axis("held-out reward", anchor="x2", range=held_range))
+
+
+def _padded(values: Sequence[float]) -> list[float] | None:
+    """A value range from 0 that leaves room for the bars' labels on either side."""
+    if not values:
+        return None
+    lo, hi = min(0.0, *values), max(0.0, *values)
+    pad = 0.14 * ((hi - lo) or 1.0)
+    return [lo - (pad if lo < 0 else 0), hi + (pad if hi > 0 else 0)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -722,7 +735,6 @@ def side_by_side_markdown(runs: Sequence[tuple[str, dict[str, Any] | None]]) -> 
              "| NFE spent / budget | " + " | ".join(f"{r.get('nfe_used')} / {r.get('nfe_budget')}" for _, r in runs) + " |"]
     if any(r.get("accuracy") is not None for _, r in runs):
         lines.append("| accuracy | " + " | ".join(_fmt(r.get("accuracy")) for _, r in runs) + " |")
-    lines.append("| wall time | " + " | ".join(f"{float(r.get('wall_time_s') or 0):.2f} s" for _, r in runs) + " |")
     return "\n".join(lines)
 
 
@@ -762,5 +774,5 @@ def preview_strip(previews_by_step: dict[int, tuple[Any, float, float]]) -> list
         image, t, reward = previews_by_step[step]
         arr = to_uint8_image(image)
         if arr is not None:
-            items.append((arr, f"step {step} · t={t:.2f} · r={reward:.3g}"))
+            items.append((arr, f"step {step}: r={reward:.3g}"))
     return items

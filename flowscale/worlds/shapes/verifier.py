@@ -2,11 +2,12 @@
 
 It is computed differently from the deterministic detector (detector.py) on purpose: it is a learned
 model, trained (`python -m flowscale.train verifier`) on procedural scenes with random corruption
-(Gaussian blur, pixel noise, colour/contrast jitter, sub-pixel shifts), and it classifies each class
-count over 0..6 (12 heads x 7 logits). It is the held-out metric next to the detector reward used by
+(Gaussian blur, pixel noise, colour/contrast jitter, sub-pixel shifts), and it counts by density
+regression: a fully convolutional net maps the image to 12 density maps (16x16, one per class) trained
+to put unit mass at every object centre; a class count is the rounded sum of its map. It is the held-out metric next to the detector reward used by
 the search, so that a search that games the detector shows up as a gap between the two.
 
-Held-out reward: -sum_c (target_c - predicted_c)^2 with predicted_c the arg-max count; accuracy = 1 where
+Held-out reward: -sum_c (target_c - predicted_c)^2 with predicted_c the rounded density sum in [0, 6]; accuracy = 1 where
 it is 0. Inputs are decoded images [B, 3, H, W] in [0, 1]; outputs float64 [B].
 """
 
@@ -36,17 +37,21 @@ from flowscale.worlds.shapes.scenes import (
 ASSETS = Path(__file__).resolve().parents[3] / "assets" / "shapes"
 WEIGHTS_NAME = "verifier.safetensors"
 CONFIG_NAME = "verifier.json"
-DEFAULT_CONFIG: dict[str, Any] = {"width": 16, "n_classes": len(CLASSES), "max_count": MAX_OBJECTS}
+DEFAULT_CONFIG: dict[str, Any] = {"width": 24, "n_classes": len(CLASSES), "max_count": MAX_OBJECTS}
+DENSITY_SIGMA = 1.0  # std (in 16x16 output pixels) of the Gaussian put at each object centre
 
 
 class CountNet(nn.Module):
-    """Conv net: 32x32 -> 16x16 -> 8x8 features, global mean + max pooling, logits [B, 12, 7]."""
+    """Fully convolutional density counter: images [B, 3, 32, 32] -> density maps [B, 12, 16, 16].
+
+    Each object contributes mass 1 around its centre in its class channel; counts are the map sums.
+    """
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.config = {**DEFAULT_CONFIG, **(config or {})}
         w = self.config["width"]
-        self.features = nn.Sequential(
+        self.net = nn.Sequential(
             nn.Conv2d(3, w, 3, padding=1),
             nn.GELU(),
             nn.Conv2d(w, w, 3, padding=1),
@@ -55,18 +60,17 @@ class CountNet(nn.Module):
             nn.GELU(),
             nn.Conv2d(2 * w, 2 * w, 3, padding=1),
             nn.GELU(),
-            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1),
+            nn.Conv2d(2 * w, 2 * w, 3, padding=2, dilation=2),
             nn.GELU(),
-            nn.Conv2d(4 * w, 4 * w, 3, padding=1),
-            nn.GELU(),
+            nn.Conv2d(2 * w, self.config["n_classes"], 1),
         )
-        n_out = self.config["n_classes"] * (self.config["max_count"] + 1)
-        self.head = nn.Sequential(nn.Linear(8 * w, 256), nn.GELU(), nn.Linear(256, n_out))
 
     def forward(self, images01: torch.Tensor) -> torch.Tensor:
-        h = self.features(images01 * 2.0 - 1.0)
-        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
-        return self.head(pooled).view(-1, self.config["n_classes"], self.config["max_count"] + 1)
+        return self.net(images01 * 2.0 - 1.0)
+
+    def counts(self, images01: torch.Tensor) -> torch.Tensor:
+        """Real-valued counts [B, 12] (density map sums)."""
+        return self.forward(images01).sum(dim=(2, 3))
 
 
 def _target_vector(target: Spec | torch.Tensor) -> torch.Tensor:
@@ -99,12 +103,13 @@ class ShapesVerifier:
         return cls(net, device)
 
     def predict_counts(self, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
-        """Arg-max counts float64 [B, 12] (CLASSES order) of images [B, 3, H, W] in [0, 1]."""
+        """Rounded density-map counts float64 [B, 12] (CLASSES order) of images [B, 3, H, W] in [0, 1]."""
         x = torch.as_tensor(images).to(self.device, torch.float32)
         out = []
         with torch.inference_mode():
             for lo in range(0, x.shape[0], batch):
-                out.append(self.net(x[lo : lo + batch].clamp(0, 1)).argmax(dim=-1))
+                counts = self.net.counts(x[lo : lo + batch].clamp(0, 1))
+                out.append(counts.round().clamp(0, self.net.config["max_count"]))
         return torch.cat(out).to("cpu", torch.float64)
 
     def count_reward(self, images: torch.Tensor, target: Spec | torch.Tensor) -> torch.Tensor:
@@ -144,9 +149,22 @@ def corrupt(images01: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x.clamp(0.0, 1.0)
 
 
-def sample_training_batch(rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Clean scenes (half prompt-like specs, half fully random scenes) and their count vectors [B, 12]."""
-    images, counts = [], []
+def density_target(objects: list, size: int = 16, image_size: int = 32) -> torch.Tensor:
+    """[12, size, size] map with a unit-mass Gaussian at each object centre in its class channel."""
+    scale = size / image_size
+    grid = np.arange(size) + 0.5
+    target = np.zeros((len(CLASSES), size, size), dtype=np.float32)
+    for colour, shape, cx, cy, _ in objects:
+        gx = np.exp(-((grid - cx * scale) ** 2) / (2 * DENSITY_SIGMA**2))
+        gy = np.exp(-((grid - cy * scale) ** 2) / (2 * DENSITY_SIGMA**2))
+        blob = gy[:, None] * gx[None, :]
+        target[CLASS_INDEX[(colour, shape)]] += blob / blob.sum()
+    return torch.from_numpy(target)
+
+
+def sample_training_batch(rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clean scenes (half prompt-like specs, half fully random scenes), counts [B, 12], densities [B, 12, 16, 16]."""
+    images, counts, densities = [], [], []
     for i in range(batch):
         if i % 2 == 0:
             spec = sample_spec(rng)
@@ -158,18 +176,19 @@ def sample_training_batch(rng: np.random.Generator, batch: int) -> tuple[torch.T
             v[CLASS_INDEX[(colour, shape)]] += 1
         images.append(image)
         counts.append(v)
-    return torch.as_tensor(np.stack(images)), torch.stack(counts)
+        densities.append(density_target(objects))
+    return torch.as_tensor(np.stack(images)), torch.stack(counts), torch.stack(densities)
 
 
 def clean_accuracy(verifier: ShapesVerifier, n: int = 1000, seed: int = 12345) -> float:
     """Exact-count accuracy (all 12 counts right) on n clean random scenes."""
     rng = np.random.default_rng(seed)
-    images, counts = sample_training_batch(rng, n)
+    images, counts, _ = sample_training_batch(rng, n)
     return float((verifier.predict_counts(images) == counts.double()).all(dim=1).double().mean())
 
 
 def train_verifier(args: argparse.Namespace) -> None:
-    """Train CountNet with cross-entropy on corrupted procedural scenes; export to assets/shapes/."""
+    """Train CountNet (density MSE + count L1) on corrupted procedural scenes; export to assets/shapes/."""
     from safetensors.torch import save_file
     from tqdm import tqdm
 
@@ -183,9 +202,10 @@ def train_verifier(args: argparse.Namespace) -> None:
     start = time.time()
     loss_avg = None
     for step in tqdm(range(args.steps), mininterval=20, desc="verifier"):
-        images, counts = sample_training_batch(rng, args.batch)
-        logits = net(corrupt(images, gen))
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), counts.long().reshape(-1))
+        images, counts, density = sample_training_batch(rng, args.batch)
+        pred = net(corrupt(images, gen))
+        # dense loss on the maps (scaled: a unit blob peaks near 0.16) + L1 on the counts
+        loss = 100.0 * F.mse_loss(pred, density) + F.l1_loss(pred.sum(dim=(2, 3)), counts)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
