@@ -69,9 +69,12 @@ class Ledger:
     def left(self) -> int:
         return self.budget - self.used
 
+    def reserve(self, n: int) -> None:
+        if self.used + n > self.budget:
+            raise BudgetExceededError(f"{self.used} + {n} NFE would exceed the budget of {self.budget}")
+
     def charge(self, steps: torch.Tensor, rewards: torch.Tensor) -> None:
-        if self.used + steps.numel() > self.budget:
-            raise BudgetExceededError(f"{self.used} + {steps.numel()} NFE would exceed the budget of {self.budget}")
+        self.reserve(steps.numel())
         for k, n in zip(*torch.unique(steps, return_counts=True)):
             self.nfe_per_step[int(k)] += int(n)
         best = float(rewards.max())
@@ -103,17 +106,16 @@ class SearchContext:
         self.reward_time_s = 0.0
         self._next_id = 0
         self._pending: list[Event] = []
-        self.set_grid(grid)
+        self.grid = torch.as_tensor(grid, dtype=torch.float64)
         self.ledger = Ledger(budget, self.steps)
 
     # --- the grid ---------------------------------------------------------------------------------
     def set_grid(self, grid: torch.Tensor) -> None:
         """Replace the evaluation grid (only before the first evaluation; SoP uses its own times)."""
-        if getattr(self, "ledger", None) is not None and self.ledger.used:
+        if self.ledger.used:
             raise RuntimeError("the grid cannot change after evaluations were charged")
         self.grid = torch.as_tensor(grid, dtype=torch.float64)
-        if getattr(self, "ledger", None) is not None:
-            self.ledger = Ledger(self.ledger.budget, self.steps)
+        self.ledger = Ledger(self.ledger.budget, self.steps)
 
     @property
     def steps(self) -> int:
@@ -125,12 +127,11 @@ class SearchContext:
         return self.ledger.budget
 
     # --- spending -----------------------------------------------------------------------------------
-    def evaluate(self, x: torch.Tensor, step: int | torch.Tensor, parents: torch.Tensor | None = None, **data: Any) -> Batch:
+    def evaluate(self, x: torch.Tensor, step: int | torch.Tensor, parents: torch.Tensor | None = None) -> Batch:
         """Evaluate particles x sitting at grid index step (scalar or [B]); costs len(x) NFE."""
         n = x.shape[0]
         steps = torch.as_tensor(step, dtype=torch.long).expand(n).clone()
-        if self.ledger.used + n > self.ledger.budget:
-            raise BudgetExceededError(f"{self.ledger.used} + {n} NFE would exceed the budget of {self.ledger.budget}")
+        self.ledger.reserve(n)  # before the model runs: a method bug must not spend past the budget
         u, x0 = self.sampler.evaluate(x, self.grid[steps])
         start = time.perf_counter()
         decoded = self.decode(x0)
@@ -154,7 +155,6 @@ class SearchContext:
             "rewards": reward[shown].tolist(),
             "reward_max": float(reward.max()),
             "reward_mean": float(reward.mean()),
-            **data,
         }
         if self.previews is not None:
             payload["_previews"] = self.previews(decoded[shown])
