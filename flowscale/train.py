@@ -205,9 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from flowscale.worlds.shapes.verifier import train_verifier
 
-        args.steps = args.steps or 800
+        args.steps = args.steps or 3000
         args.batch = args.batch or 64
-        args.lr = args.lr or 2e-3
+        args.lr = args.lr or 1e-3
         train_verifier(args)
 
 

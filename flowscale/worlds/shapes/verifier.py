@@ -4,10 +4,11 @@ It is computed differently from the deterministic detector (detector.py) on purp
 model, trained (`python -m flowscale.train verifier`) on procedural scenes with random corruption
 (Gaussian blur, pixel noise, colour/contrast jitter, sub-pixel shifts), and it counts by density
 regression: a fully convolutional net maps the image to 12 density maps (16x16, one per class) trained
-to put unit mass at every object centre; a class count is the rounded sum of its map. It is the held-out metric next to the detector reward used by
+to put unit mass at every object centre; a class count is the number of peaks (3x3 local maxima above 0.5) of its map (or, with
+count_method "sum", the rounded map sum / blob mass). It is the held-out metric next to the detector reward used by
 the search, so that a search that games the detector shows up as a gap between the two.
 
-Held-out reward: -sum_c (target_c - predicted_c)^2 with predicted_c the rounded density sum in [0, 6]; accuracy = 1 where
+Held-out reward: -sum_c (target_c - predicted_c)^2 with predicted_c the peak count of class c in [0, 6]; accuracy = 1 where
 it is 0. Inputs are decoded images [B, 3, H, W] in [0, 1]; outputs float64 [B].
 """
 
@@ -37,14 +38,22 @@ from flowscale.worlds.shapes.scenes import (
 ASSETS = Path(__file__).resolve().parents[3] / "assets" / "shapes"
 WEIGHTS_NAME = "verifier.safetensors"
 CONFIG_NAME = "verifier.json"
-DEFAULT_CONFIG: dict[str, Any] = {"width": 24, "n_classes": len(CLASSES), "max_count": MAX_OBJECTS}
+DEFAULT_CONFIG: dict[str, Any] = {
+    "width": 24,
+    "n_classes": len(CLASSES),
+    "max_count": MAX_OBJECTS,
+    "count_method": "peaks",  # "peaks": local maxima above peak_threshold; "sum": rounded map sum / BLOB_MASS
+    "peak_threshold": 0.5,
+}
 DENSITY_SIGMA = 1.0  # std (in 16x16 output pixels) of the Gaussian put at each object centre
+BLOB_MASS = 2.0 * np.pi * DENSITY_SIGMA**2  # mass of one object's blob (its peak is then ~1)
 
 
 class CountNet(nn.Module):
     """Fully convolutional density counter: images [B, 3, 32, 32] -> density maps [B, 12, 16, 16].
 
-    Each object contributes mass 1 around its centre in its class channel; counts are the map sums.
+    Each object contributes a Gaussian blob of mass BLOB_MASS (peak ~1) at its centre in its class channel;
+    counts are the map sums / BLOB_MASS.
     """
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
@@ -69,8 +78,13 @@ class CountNet(nn.Module):
         return self.net(images01 * 2.0 - 1.0)
 
     def counts(self, images01: torch.Tensor) -> torch.Tensor:
-        """Real-valued counts [B, 12] (density map sums)."""
-        return self.forward(images01).sum(dim=(2, 3))
+        """Counts [B, 12]: real-valued map sums / BLOB_MASS, or the number of peaks (count_method)."""
+        maps = self.forward(images01)
+        if self.config["count_method"] == "sum":
+            return maps.sum(dim=(2, 3)) / BLOB_MASS
+        # a peak is a 3x3 local maximum above the threshold (one object's blob peaks near 1)
+        peaks = (maps == F.max_pool2d(maps, 3, stride=1, padding=1)) & (maps > self.config["peak_threshold"])
+        return peaks.sum(dim=(2, 3)).to(maps.dtype)
 
 
 def _target_vector(target: Spec | torch.Tensor) -> torch.Tensor:
@@ -103,7 +117,7 @@ class ShapesVerifier:
         return cls(net, device)
 
     def predict_counts(self, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
-        """Rounded density-map counts float64 [B, 12] (CLASSES order) of images [B, 3, H, W] in [0, 1]."""
+        """Predicted counts float64 [B, 12], integers in [0, 6] (CLASSES order) of images [B, 3, H, W] in [0, 1]."""
         x = torch.as_tensor(images).to(self.device, torch.float32)
         out = []
         with torch.inference_mode():
@@ -150,7 +164,7 @@ def corrupt(images01: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def density_target(objects: list, size: int = 16, image_size: int = 32) -> torch.Tensor:
-    """[12, size, size] map with a unit-mass Gaussian at each object centre in its class channel."""
+    """[12, size, size] map with a Gaussian of mass BLOB_MASS at each object centre in its class channel."""
     scale = size / image_size
     grid = np.arange(size) + 0.5
     target = np.zeros((len(CLASSES), size, size), dtype=np.float32)
@@ -158,7 +172,7 @@ def density_target(objects: list, size: int = 16, image_size: int = 32) -> torch
         gx = np.exp(-((grid - cx * scale) ** 2) / (2 * DENSITY_SIGMA**2))
         gy = np.exp(-((grid - cy * scale) ** 2) / (2 * DENSITY_SIGMA**2))
         blob = gy[:, None] * gx[None, :]
-        target[CLASS_INDEX[(colour, shape)]] += blob / blob.sum()
+        target[CLASS_INDEX[(colour, shape)]] += blob / blob.sum() * BLOB_MASS
     return torch.from_numpy(target)
 
 
@@ -204,8 +218,10 @@ def train_verifier(args: argparse.Namespace) -> None:
     for step in tqdm(range(args.steps), mininterval=20, desc="verifier"):
         images, counts, density = sample_training_batch(rng, args.batch)
         pred = net(corrupt(images, gen))
-        # dense loss on the maps (scaled: a unit blob peaks near 0.16) + L1 on the counts
-        loss = 100.0 * F.mse_loss(pred, density) + F.l1_loss(pred.sum(dim=(2, 3)), counts)
+        # dense squared error per image on the maps + a small squared error on the counts
+        dense = ((pred - density) ** 2).sum(dim=(1, 2, 3)).mean()
+        count_err = ((pred.sum(dim=(2, 3)) / BLOB_MASS - counts) ** 2).sum(dim=1).mean()
+        loss = dense + 0.1 * count_err
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -64,17 +64,26 @@ def load_verifier(folder: str | Path = ASSETS) -> ShapesVerifier:
 def make_reward(spec: str, target: torch.Tensor) -> Reward:
     """A reward of the Shapes world for the prompt's target count vector."""
     if spec == "count":
-        return Reward("count", lambda im: detector.count_reward(im, target),
-                      accuracy_fn=lambda im: detector.count_accuracy(im, target),
-                      details_fn=detector.count_details)
+        return Reward(
+            "count",
+            lambda im: detector.count_reward(im, target),
+            accuracy_fn=lambda im: detector.count_accuracy(im, target),
+            details_fn=detector.count_details,
+        )
     if spec == "compose":
-        return Reward("compose", lambda im: detector.compose_reward(im, target),
-                      accuracy_fn=lambda im: detector.count_accuracy(im, target),
-                      details_fn=detector.count_details)
+        return Reward(
+            "compose",
+            lambda im: detector.compose_reward(im, target),
+            accuracy_fn=lambda im: detector.count_accuracy(im, target),
+            details_fn=detector.count_details,
+        )
     if spec == "verifier":
         verifier = load_verifier()
-        return Reward("verifier", lambda im: verifier.count_reward(im, target),
-                      accuracy_fn=lambda im: verifier.count_accuracy(im, target))
+        return Reward(
+            "verifier",
+            lambda im: verifier.count_reward(im, target),
+            accuracy_fn=lambda im: verifier.count_accuracy(im, target),
+        )
     if spec == "brightness":
         return Reward("brightness", image_rewards.brightness)
     if spec == "jpeg-compressibility":
@@ -107,7 +116,7 @@ def save_outputs(decoded: torch.Tensor, out_dir: str) -> list[str]:
     grid = np.full((rows * (h + 2), cols * (w + 2), 3), 255, dtype=np.uint8)
     for i, p in enumerate(pics):
         r, c = divmod(i, cols)
-        grid[r * (h + 2): r * (h + 2) + h, c * (w + 2): c * (w + 2) + w] = p
+        grid[r * (h + 2) : r * (h + 2) + h, c * (w + 2) : c * (w + 2) + w] = p
     Image.fromarray(grid).resize((grid.shape[1] * 3, grid.shape[0] * 3), Image.NEAREST).save(out / "grid.png")
     return [str(out / "result.png"), str(out / "grid.png")]
 
@@ -141,8 +150,12 @@ def build_world(cfg: RunConfig) -> World:
         decode=ShapesFlowModel.decode,
         project=lambda x: x.reshape(x.shape[0], -1).to(torch.float64) @ projection,
         defaults=DEFAULTS,
-        info={"prompt": prompt, "target": {f"{c} {s}": n for (c, s), n in spec.items()},
-              "model_path": str(cfg.model_path or "assets/shapes"), "vocabulary": vocabulary()},
+        info={
+            "prompt": prompt,
+            "target": {f"{c} {s}": n for (c, s), n in spec.items()},
+            "model_path": str(cfg.model_path or "assets/shapes"),
+            "vocabulary": vocabulary(),
+        },
         save_outputs=save_outputs,
         previews=thumbnails,
     )
