@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from flowscale.worlds.shapes.scenes import BACKGROUND, CLASS_INDEX, CLASSES, COLOURS, RGB, Spec, vector_to_spec
+from flowscale.worlds.shapes.scenes import BACKGROUND, CLASSES, COLOURS, RGB, Spec, target_vector, vector_to_spec
 
 COLOUR_RADIUS = 0.5  # max RGB distance from a pure colour for a pixel to count as that colour
 MIN_AREA = 10  # components smaller than this (pixels) are ignored; the smallest object has ~25
@@ -126,18 +126,9 @@ def detect_vectors(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     return torch.tensor([[c[cls] for cls in CLASSES] for c in detect_counts(images)], dtype=torch.float64)
 
 
-def _target_vector(target: Spec | torch.Tensor) -> torch.Tensor:
-    if isinstance(target, dict):
-        v = torch.zeros(len(CLASSES), dtype=torch.float64)
-        for cls, count in target.items():
-            v[CLASS_INDEX[tuple(cls)]] = float(count)
-        return v
-    return torch.as_tensor(target, dtype=torch.float64).reshape(-1)
-
-
 def count_reward(images: torch.Tensor, target: Spec | torch.Tensor) -> torch.Tensor:
     """-sum over the 12 classes of (target - detected)^2, float64 [B] (0 is a perfect count)."""
-    return -((detect_vectors(images) - _target_vector(target)) ** 2).sum(dim=1)
+    return -((detect_vectors(images) - target_vector(target)) ** 2).sum(dim=1)
 
 
 def compose_reward(images: torch.Tensor, target: Spec | torch.Tensor) -> torch.Tensor:

@@ -162,6 +162,13 @@ def spec_to_vector(spec: Spec) -> torch.Tensor:
     return v
 
 
+def target_vector(target: Spec | torch.Tensor) -> torch.Tensor:
+    """A spec or a count vector as a float64 [12] target (what the count rewards compare against)."""
+    if isinstance(target, dict):
+        return spec_to_vector(target).to(torch.float64)
+    return torch.as_tensor(target, dtype=torch.float64).reshape(-1)
+
+
 def vector_to_spec(v: torch.Tensor) -> Spec:
     """Inverse of spec_to_vector: the non-zero (rounded) counts."""
     counts = [round(float(x)) for x in torch.as_tensor(v).reshape(-1)]

@@ -33,6 +33,7 @@ from flowscale.worlds.shapes.scenes import (
     random_scene,
     render_spec,
     sample_spec,
+    target_vector,
 )
 
 ASSETS = Path(__file__).resolve().parents[3] / "assets" / "shapes"
@@ -87,15 +88,6 @@ class CountNet(nn.Module):
         return peaks.sum(dim=(2, 3)).to(maps.dtype)
 
 
-def _target_vector(target: Spec | torch.Tensor) -> torch.Tensor:
-    if isinstance(target, dict):
-        v = torch.zeros(len(CLASSES), dtype=torch.float64)
-        for cls, count in target.items():
-            v[CLASS_INDEX[tuple(cls)]] = float(count)
-        return v
-    return torch.as_tensor(target, dtype=torch.float64).reshape(-1)
-
-
 class ShapesVerifier:
     """Inference wrapper: predicted counts and the held-out rewards."""
 
@@ -128,7 +120,7 @@ class ShapesVerifier:
 
     def count_reward(self, images: torch.Tensor, target: Spec | torch.Tensor) -> torch.Tensor:
         """Held-out reward -sum_c (target_c - predicted_c)^2, float64 [B]."""
-        return -((self.predict_counts(images) - _target_vector(target)) ** 2).sum(dim=1)
+        return -((self.predict_counts(images) - target_vector(target)) ** 2).sum(dim=1)
 
     def count_accuracy(self, images: torch.Tensor, target: Spec | torch.Tensor) -> torch.Tensor:
         """1.0 where all 12 predicted counts equal the target, float64 [B]."""
