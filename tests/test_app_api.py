@@ -5,16 +5,17 @@ import json
 import os
 import socket
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: no telemetry threads
 
-from gradio_client import Client  # noqa: E402
+from gradio_client import Client
 
-from flowscale import ConfigError, RunConfig  # noqa: E402
-from flowscale.ui import build_demo, handlers, launch  # noqa: E402
+from flowscale import ConfigError, RunConfig
+from flowscale.ui import build_demo, handlers, launch
 
 TIMING = ("wall_time_s", "model_time_s", "reward_time_s")
 
@@ -72,19 +73,23 @@ def test_same_seed_same_record_and_other_settings_keep_defaults(client):
 
 
 def test_params_reach_the_method(client):
-    record = client.predict(method="rbf", nfe=200, params={"rbf.variant": "code", "rbf.init_particles": 5},
-                            api_name="/run")[1]
+    record = client.predict(
+        method="rbf", nfe=200, params={"rbf.variant": "code", "rbf.init_particles": 5}, api_name="/run"
+    )[1]
     assert record["config"]["params"]["rbf.variant"] == "code"
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"nfe": 0}, "nfe"),
-    ({"method": "beam"}, "method"),
-    ({"process": "ddim"}, "process"),
-    ({"model": "toy3d"}, "model"),
-    ({"reward": "point:abc"}, "reward"),
-    ({"params": {"rbf.chains": 0}}, "params"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"nfe": 0}, "nfe"),
+        ({"method": "beam"}, "method"),
+        ({"process": "ddim"}, "process"),
+        ({"model": "toy3d"}, "model"),
+        ({"reward": "point:abc"}, "reward"),
+        ({"params": {"rbf.chains": 0}}, "params"),
+    ],
+)
 def test_bad_input_is_a_clear_error_and_the_server_keeps_serving(client, kwargs, field):
     with pytest.raises(Exception) as info:
         client.predict(api_name="/run", **kwargs)
@@ -112,9 +117,24 @@ def test_a_cancelled_job_stops_and_the_server_keeps_serving(client):
 
 # ---- handlers, called directly ------------------------------------------------------------------------
 def ui_values(**over):
-    values = dict(model="toy2d", method="rbf", process="vp-sde", nfe=200, steps=25, seed=0, preset="imbalanced4",
-                  mixture=handlers.preset_rows("imbalanced4"), reward="point:-2,2", heldout="logp", prompt="",
-                  g_schedule="square", g_norm=3.0, beta_min=0.1, beta_max=20.0, grid="default")
+    values = {
+        "model": "toy2d",
+        "method": "rbf",
+        "process": "vp-sde",
+        "nfe": 200,
+        "steps": 25,
+        "seed": 0,
+        "preset": "imbalanced4",
+        "mixture": handlers.preset_rows("imbalanced4"),
+        "reward": "point:-2,2",
+        "heldout": "logp",
+        "prompt": "",
+        "g_schedule": "square",
+        "g_norm": 3.0,
+        "beta_min": 0.1,
+        "beta_max": 20.0,
+        "grid": "default",
+    }
     for s in handlers.all_settings():
         values[s.key] = 0 if s.default is None else s.default
     values.update(over)
@@ -138,8 +158,20 @@ def test_ui_values_become_a_run_config_with_only_changed_method_settings():
 
 
 def fake_ui():
-    names = ("status record_file plot_paths plot_budget plot_reward side_by_side previews state image_baseline "
-             "image_method tabs replay_status").split()
+    names = [
+        "status",
+        "record_file",
+        "plot_paths",
+        "plot_budget",
+        "plot_reward",
+        "side_by_side",
+        "previews",
+        "state",
+        "image_baseline",
+        "image_method",
+        "tabs",
+        "replay_status",
+    ]
     return SimpleNamespace(**{n: n for n in names})
 
 
@@ -154,14 +186,15 @@ def test_session_streams_baseline_method_and_bon_then_writes_the_record(tmp_path
     assert state["baseline"]["config"]["method"] == "ode" and state["bon"]["config"]["method"] == "bon"
     assert state["record"]["nfe_used"] == 100
     path = final["record_file"]["value"]
-    saved = json.loads(open(path).read())
+    saved = json.loads(Path(path).read_text())
     assert without_timings(saved) == without_timings(state["record"])
     assert final["status"].startswith("**Done**")
 
 
 def test_uploaded_records_are_checked_before_anything_runs(tmp_path):
     record = handlers.record_dict(
-        __import__("flowscale").run(RunConfig(method="bon", process="linear-sde", nfe=50, steps=5)).record)
+        __import__("flowscale").run(RunConfig(method="bon", process="linear-sde", nfe=50, steps=5)).record
+    )
     good = tmp_path / "record.json"
     good.write_text(json.dumps(record))
     assert handlers.read_upload(str(good))["config"]["method"] == "bon"
@@ -186,7 +219,7 @@ def test_replay_of_a_downloaded_record_is_identical(tmp_path):
     path = final["record_file"]["value"]
     updates = list(handlers.replay_ui(ui, path, ["pruned"], lambda *a, **k: None))
     assert "Replay identical" in updates[-1]["replay_status"]
-    tampered = json.loads(open(path).read())
+    tampered = json.loads(Path(path).read_text())
     tampered["final_reward"] += 1.0
     other = tmp_path / "tampered.json"
     other.write_text(json.dumps(tampered))

@@ -23,17 +23,40 @@ def title(fig: go.Figure) -> str:
 
 # A hand-made trace: two fresh noises (0, 1) at step 0; 0 has children 2 and 3 at step 1 (1 is pruned);
 # 3 has child 4 at step 2, which the run returned.
-START = {"kind": "start", "step": -1, "nfe_total": 0, "grid": [1.0, 0.5, 0.25, 0.0],
-         "config": {"model": "toy2d", "method": "rbf", "process": "linear-sde", "nfe": 5, "reward": "point:1,1",
-                    "heldout": "logp", "params": {}},
-         "world": {"mixture": {"means": [[1.0, 1.0], [-1.0, -1.0]], "stds": [0.3, 0.3], "weights": [0.5, 0.5]}}}
+START = {
+    "kind": "start",
+    "step": -1,
+    "nfe_total": 0,
+    "grid": [1.0, 0.5, 0.25, 0.0],
+    "config": {
+        "model": "toy2d",
+        "method": "rbf",
+        "process": "linear-sde",
+        "nfe": 5,
+        "reward": "point:1,1",
+        "heldout": "logp",
+        "params": {},
+    },
+    "world": {"mixture": {"means": [[1.0, 1.0], [-1.0, -1.0]], "stds": [0.3, 0.3], "weights": [0.5, 0.5]}},
+}
 
 
 def candidates(step, nfe, ids, parents, rewards, t):
     n = len(ids)
-    return {"kind": "candidates", "step": step, "nfe_total": nfe, "n": n, "t": [t] * n, "ids": ids,
-            "parents": parents, "states": [[0.1 * i, -0.1 * i] for i in ids], "x0": [[0.2 * i, 0.2 * i] for i in ids],
-            "rewards": rewards, "reward_max": max(rewards), "reward_mean": sum(rewards) / n}
+    return {
+        "kind": "candidates",
+        "step": step,
+        "nfe_total": nfe,
+        "n": n,
+        "t": [t] * n,
+        "ids": ids,
+        "parents": parents,
+        "states": [[0.1 * i, -0.1 * i] for i in ids],
+        "x0": [[0.2 * i, 0.2 * i] for i in ids],
+        "rewards": rewards,
+        "reward_max": max(rewards),
+        "reward_mean": sum(rewards) / n,
+    }
 
 
 EVENTS = [
@@ -43,11 +66,20 @@ EVENTS = [
     {"kind": "budget", "step": 1, "nfe_total": 4, "chain": 0, "mode": "accept", "rollover": 2},
     candidates(2, 5, [4], [3], [-0.5], 0.25),
 ]
-RECORD = {"config": START["config"], "final_reward": -0.5, "samples_2d": [[0.8, 0.8]], "nfe_used": 5,
-          "nfe_budget": 5, "nfe_per_step": [2, 2, 1], "grid": START["grid"], "heldout_reward": -2.0,
-          "quota_per_step": [2, 2, 1], "rollover_per_step": [0, 0, 2], "best_reward_by_nfe": [[2, -3.0], [4, -1.0],
-                                                                                              [5, -0.5]],
-          "wall_time_s": 0.1}
+RECORD = {
+    "config": START["config"],
+    "final_reward": -0.5,
+    "samples_2d": [[0.8, 0.8]],
+    "nfe_used": 5,
+    "nfe_budget": 5,
+    "nfe_per_step": [2, 2, 1],
+    "grid": START["grid"],
+    "heldout_reward": -2.0,
+    "quota_per_step": [2, 2, 1],
+    "rollover_per_step": [0, 0, 2],
+    "best_reward_by_nfe": [[2, -3.0], [4, -1.0], [5, -0.5]],
+    "wall_time_s": 0.1,
+}
 
 
 def test_read_trace_flattens_candidates_and_keeps_the_running_best():
@@ -81,8 +113,14 @@ def test_paths_figure_of_the_2d_world_shows_density_target_lineage_and_baseline(
     fig = views.trajectories_figure(EVENTS, RECORD, background=background, baseline_events=baseline)
     assert title(fig) == "<b>Particle paths — RBF · Linear-SDE</b>"
     assert "finished" in fig.layout.title.subtitle.text
-    assert {"data density p(x)", "pruned / rejected candidates", "lineage of the returned sample",
-            "returned sample x̂0", "ODE baseline: path → its sample", "reward target (point:1,1)"} <= names(fig)
+    assert {
+        "data density p(x)",
+        "pruned / rejected candidates",
+        "lineage of the returned sample",
+        "returned sample x̂0",
+        "ODE baseline: path → its sample",
+        "reward target (point:1,1)",
+    } <= names(fig)
     assert any(n.startswith("reward-tilted target") for n in names(fig))
     assert fig.layout.images[0].source.startswith("data:image/png;base64,")
     assert fig.layout.xaxis.title.text == "x₁" and fig.layout.yaxis.title.text == "x₂"
@@ -123,8 +161,13 @@ def test_budget_figure_stacks_rbf_quota_and_rollover():
 
 def test_reward_figure_has_method_bon_and_baseline_curves():
     bon = dict(RECORD, config=dict(RECORD["config"], method="bon"), final_reward=-0.9)
-    baseline = dict(RECORD, config=dict(RECORD["config"], method="ode"), nfe_used=3, final_reward=-2.5,
-                    best_reward_by_nfe=[[1, -3.0], [3, -2.5]])
+    baseline = dict(
+        RECORD,
+        config=dict(RECORD["config"], method="ode"),
+        nfe_used=3,
+        final_reward=-2.5,
+        best_reward_by_nfe=[[1, -3.0], [3, -2.5]],
+    )
     fig = views.reward_figure(EVENTS, RECORD, baseline=baseline, bon=bon)
     assert title(fig) == "<b>Best reward vs. NFE spent</b>"
     assert {"RBF · Linear-SDE", "BoN, same budget · Linear-SDE", "ODE baseline"} <= names(fig)
@@ -133,8 +176,12 @@ def test_reward_figure_has_method_bon_and_baseline_curves():
 
 
 def test_empty_inputs_give_explanatory_figures():
-    for fig in (views.trajectories_figure([]), views.budget_figure([]), views.reward_figure([]),
-                views.compare_figure([])):
+    for fig in (
+        views.trajectories_figure([]),
+        views.budget_figure([]),
+        views.reward_figure([]),
+        views.compare_figure([]),
+    ):
         assert fig.layout.annotations and "Press" in fig.layout.annotations[0].text
 
 
@@ -159,8 +206,11 @@ def test_live_counts_match_the_ledger_and_every_prefix_draws(real_runs, method):
     background = views.density_background(record["world"], record["config"]["reward"], n=24)
     for k in sorted({1, 2, len(events) // 2, len(events)}):
         partial = events[:k]
-        for fig in (views.trajectories_figure(partial, background=background), views.budget_figure(partial),
-                    views.reward_figure(partial)):
+        for fig in (
+            views.trajectories_figure(partial, background=background),
+            views.budget_figure(partial),
+            views.reward_figure(partial),
+        ):
             json.loads(fig.to_json())  # valid, serialisable figures at every step of a run
 
 
@@ -170,7 +220,7 @@ def test_smc_reward_figure_adds_ess_per_step(real_runs):
     ess = [t for t in fig.data if t.name == "ESS after reweighting"]
     assert ess and ess[0].yaxis == "y2"
     assert fig.layout.yaxis2.title.text == "ESS"
-    assert any("effective sample size" in a.text for a in fig.layout.annotations)
+    assert any("effective sample size per step" in a.text for a in fig.layout.annotations)
 
 
 def test_compare_table_and_bars(real_runs):

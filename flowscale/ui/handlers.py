@@ -40,12 +40,14 @@ WORLDS: dict[str, tuple[str, ...]] = {
 }
 PROCESSES = (("Linear-ODE", "linear-ode"), ("Linear-SDE", "linear-sde"), ("VP-SDE", "vp-sde"))
 METHOD_CHOICES = tuple((views.METHOD_LABELS[m], m) for m in SEARCH_METHODS)
-DEFAULTS = dict(model="toy2d", method="rbf", process="vp-sde", nfe=200, seed=0)
+DEFAULTS = {"model": "toy2d", "method": "rbf", "process": "vp-sde", "nfe": 200, "seed": 0}
 TOY2D_REWARDS = ("point:-2,2", "point:2,-2", "point:0,3", "point:3,0", "region:-3,1,-1,3", "region:1,-3,3,-1", "logp")
 TOY2D_HELDOUT = ("logp", "none", "point:-2,2", "point:2,2")
 TOY2D_REWARD_INFO = "point:X,Y · region:X0,Y0,X1,Y1 · logp"
 T2I_PROMPT = "a photo of three apples and a red book on a wooden table"
 RENDER_EVERY_S = 0.3  # UI redraw period while streaming (three plotly figures per redraw)
+EVENTS_PER_S = 1500  # ... at least one second between redraws per this many recorded events
+HEARTBEAT_S = 0.1  # between redraws, an empty update this often: Gradio can only cancel a generator at a yield
 API_EVERY_S = 0.1  # API progress period
 MAX_RECORD_BYTES = 5 * 1024 * 1024
 TIMING_KEYS = ("wall_time_s", "model_time_s", "reward_time_s")
@@ -76,12 +78,12 @@ def model_status(model: str) -> str | None:
         _probe(model)
     except ConfigError as exc:
         return str(exc).split(": ", 1)[-1]
-    except Exception as exc:  # a half-built or broken world must not take the app down
+    except Exception as exc:  # noqa: BLE001 - a half-built or broken world must not take the app down
         return f"{type(exc).__name__}: {exc}"
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe(model: str) -> bool:
     """Raises when the model cannot run. Only successes are cached (lru_cache keeps no exceptions), so a
     model whose weights appear later becomes available without a restart."""
@@ -103,13 +105,14 @@ def _check_hub_weights(model: str) -> None:
     from flowscale.worlds.t2i import availability
 
     repo = availability.HUB_IDS[model]
-    try:
-        from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache
 
-        if isinstance(try_to_load_from_cache(repo, "model_index.json"), str):
-            return
-    except Exception:  # an unusual cache layout: fall through to the hub check
-        pass
+    try:
+        cached = try_to_load_from_cache(repo, "model_index.json")
+    except Exception:  # noqa: BLE001 - an unusual cache layout: ask the hub instead
+        cached = None
+    if isinstance(cached, str):
+        return
     if availability.hub_offline():
         raise ConfigError("model", f"{repo} is not in the local Hugging Face cache and the hub is switched off")
     if not availability.network_reachable():
@@ -120,7 +123,7 @@ def model_settings(model: str) -> Any:
     """The model's defaults (steps, nfe, reward, heldout) when its world can be imported, else None."""
     try:
         module = _world_module(model)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a world that cannot be imported has no defaults
         return None
     return getattr(module, "DEFAULTS", None) or getattr(module, "MODELS", {}).get(model)
 
@@ -134,7 +137,7 @@ def world_rewards(model: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         names = getattr(module, "REWARD_SPECS", None) or getattr(module, "REWARDS", None)
         if names is None:
             from flowscale.rewards import REWARD_NAMES as names
-    except Exception:
+    except Exception:  # noqa: BLE001 - a world that cannot be imported has no defaults
         return (), ("none",)
     names = tuple(names)
     defaults = model_settings(model)
@@ -148,12 +151,19 @@ def _first(value: str | None, names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def status_markdown(model: str, limit: int = 260) -> str:
-    reason = model_status(model)
-    if reason is None:
-        return f"✓ **{model}** is available."
-    if len(reason) > limit:
-        reason = reason[:limit].rsplit(" ", 1)[0] + " …"
-    return f"⚠ **{model}** is not available here: {reason}"
+    """Whether the model can run here, and why not; a world with several models lists them all."""
+    lines = []
+    names = WORLDS[world_of(model)]
+    for name in names if model in names else (model,):
+        reason = model_status(name)
+        shown = f"**{name}**" if name == model else name
+        if reason is None:
+            lines.append(f"✓ {shown} is available.")
+        else:
+            if len(reason) > limit:
+                reason = reason[:limit].rsplit(" ", 1)[0] + " …"
+            lines.append(f"⚠ {shown} is not available here: {reason}")
+    return "  \n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -247,12 +257,18 @@ def mixture_from_table(table: Any, preset: str) -> tuple[str | None, dict | None
         raise ConfigError("mixture", "the table needs at least one row (x, y, std, weight)")
     if preset in mixture_presets() and _same_rows(parsed, preset_rows(preset)):
         return preset, None
-    mixture = {"means": [[r[0], r[1]] for r in parsed], "stds": [r[2] for r in parsed], "weights": [r[3] for r in parsed]}
+    mixture = {
+        "means": [[r[0], r[1]] for r in parsed],
+        "stds": [r[2] for r in parsed],
+        "weights": [r[3] for r in parsed],
+    }
     return None, mixture
 
 
 def _same_rows(a: list[list[float]], b: list[list[float]]) -> bool:
-    return len(a) == len(b) and all(abs(x - y) < 1e-3 for ra, rb in zip(a, b) for x, y in zip(ra, rb))
+    return len(a) == len(b) and all(
+        abs(x - y) < 1e-3 for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=False)
+    )
 
 
 def mixture_presets() -> tuple[str, ...]:
@@ -265,7 +281,7 @@ def preset_rows(preset: str) -> list[list[float]]:
     from flowscale.worlds.toy2d import PRESETS
 
     p = PRESETS[preset]
-    return [[round(m[0], 4), round(m[1], 4), s, w] for m, s, w in zip(p["means"], p["stds"], p["weights"])]
+    return [[round(m[0], 4), round(m[1], 4), s, w] for m, s, w in zip(p["means"], p["stds"], p["weights"], strict=True)]
 
 
 def preset_reward(preset: str) -> str:
@@ -288,12 +304,22 @@ def build_config(values: dict[str, Any], method: str | None = None) -> RunConfig
         prompt = (values.get("prompt") or "").strip() or None
     grid = values.get("grid") or "default"
     return RunConfig(
-        model=model, method=method, process=values.get("process") or DEFAULTS["process"],
-        nfe=_number(values, "nfe"), steps=_number(values, "steps"), seed=_number(values, "seed"),
-        reward=(values.get("reward") or "").strip() or None, heldout=(values.get("heldout") or "").strip() or None,
-        preset=preset, mixture=mixture, prompt=prompt, grid=None if grid == "default" else grid,
-        g_schedule=values.get("g_schedule") or "square", g_norm=_number(values, "g_norm", float),
-        beta_min=_number(values, "beta_min", float), beta_max=_number(values, "beta_max", float),
+        model=model,
+        method=method,
+        process=values.get("process") or DEFAULTS["process"],
+        nfe=_number(values, "nfe"),
+        steps=_number(values, "steps"),
+        seed=_number(values, "seed"),
+        reward=(values.get("reward") or "").strip() or None,
+        heldout=(values.get("heldout") or "").strip() or None,
+        preset=preset,
+        mixture=mixture,
+        prompt=prompt,
+        grid=None if grid == "default" else grid,
+        g_schedule=values.get("g_schedule") or "square",
+        g_norm=_number(values, "g_norm", float),
+        beta_min=_number(values, "beta_min", float),
+        beta_max=_number(values, "beta_max", float),
         params=params_for(method, values) if method in SEARCH_METHODS else {},
     )
 
@@ -407,28 +433,39 @@ def figures(state: dict[str, Any], layers: list[str] | None = None) -> tuple[Any
     events, record = state.get("events") or [], state.get("record")
     image = bool(state.get("image_world"))
     paths = views.trajectories_figure(
-        events, record, background=state.get("background"), baseline_events=state.get("baseline_events"),
-        layers=views.DEFAULT_LAYERS if layers is None else layers, image_world=image)
+        events,
+        record,
+        background=state.get("background"),
+        baseline_events=state.get("baseline_events"),
+        layers=views.DEFAULT_LAYERS if layers is None else layers,
+        image_world=image,
+    )
     budget = views.budget_figure(events, record)
-    reward = views.reward_figure(events, record, baseline=state.get("baseline"), bon=state.get("bon"),
-                                 bon_events=state.get("bon_events"))
+    reward = views.reward_figure(
+        events, record, baseline=state.get("baseline"), bon=state.get("bon"), bon_events=state.get("bon_events")
+    )
     return paths, budget, reward
 
 
 def state_from(snap: Snapshot, background: dict | None) -> dict[str, Any]:
     return {
-        "events": snap.events("method"), "record": snap.record("method"),
-        "baseline": snap.record("baseline"), "baseline_events": snap.events("baseline"),
-        "bon": snap.record("bon"), "bon_events": snap.events("bon"),
-        "background": background, "image_world": snap.world.name != "toy2d",
+        "events": snap.events("method"),
+        "record": snap.record("method"),
+        "baseline": snap.record("baseline"),
+        "baseline_events": snap.events("baseline"),
+        "bon": snap.record("bon"),
+        "bon_events": snap.events("bon"),
+        "background": background,
+        "image_world": snap.world.name != "toy2d",
     }
 
 
 def side_by_side(state: dict[str, Any]) -> str:
     method_cfg = (state.get("record") or {}).get("config") or {}
     name = views.label(method_cfg.get("method"), method_cfg.get("process")) if method_cfg else "method"
-    return views.side_by_side_markdown([("ODE baseline", state.get("baseline")), (name, state.get("record")),
-                                        ("BoN, same budget", state.get("bon"))])
+    return views.side_by_side_markdown(
+        [("ODE baseline", state.get("baseline")), (name, state.get("record")), ("BoN, same budget", state.get("bon"))]
+    )
 
 
 def sample_image(phase: Phase | None, world: World) -> Any:
@@ -447,8 +484,11 @@ def save_record(record: dict[str, Any]) -> str:
         if time.time() - old.stat().st_mtime > 3600:
             old.unlink(missing_ok=True)
     cfg = record.get("config") or {}
-    fd, path = tempfile.mkstemp(prefix=f"flowscale-{cfg.get('model')}-{cfg.get('method')}-seed{cfg.get('seed')}-",
-                                suffix=".json", dir=RECORD_DIR)
+    fd, path = tempfile.mkstemp(
+        prefix=f"flowscale-{cfg.get('model')}-{cfg.get('method')}-seed{cfg.get('seed')}-",
+        suffix=".json",
+        dir=RECORD_DIR,
+    )
     with os.fdopen(fd, "w") as f:
         json.dump(record, f, indent=1, allow_nan=False)
     return path
@@ -456,8 +496,11 @@ def save_record(record: dict[str, Any]) -> str:
 
 def progress_text(snap: Snapshot) -> str:
     phase = snap.phases[snap.active]
-    what = {"baseline": "ODE baseline", "method": views.label(phase.cfg.method, phase.cfg.process),
-            "bon": "BoN at the same budget"}[snap.active]
+    what = {
+        "baseline": "ODE baseline",
+        "method": views.label(phase.cfg.method, phase.cfg.process),
+        "bon": "BoN at the same budget",
+    }[snap.active]
     return f"{what}: {snap.nfe_done} / {snap.nfe_total} NFE in total"
 
 
@@ -479,42 +522,68 @@ def named(ui: Any, values: dict[Any, Any]) -> dict[str, Any]:
     return {ui.names[c]: v for c, v in values.items() if c in ui.names}
 
 
-def run_ui(ui: Any, values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> Iterator[dict[Any, Any]]:
+def run_ui(
+    ui: Any,
+    values: dict[Any, Any],
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 (gradio injects one)
+) -> Iterator[dict[Any, Any]]:
     """The Run button: stream baseline, method and BoN into the three plots, then the record file."""
     v = named(ui, values)
     try:
         cfg = build_config(v)
         yield from _stream_session(ui, cfg, v.get("layers"), progress, with_bon=bool(v.get("with_bon", True)))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a readable message
+        yield {ui.status: failed()}
         raise as_gr_error(exc) from None
 
 
-def _stream_session(ui: Any, cfg: RunConfig, layers: list[str] | None, progress: gr.Progress, *,
-                    with_bon: bool = True, verdict: Any = None) -> Iterator[dict[Any, Any]]:
+def _stream_session(
+    ui: Any,
+    cfg: RunConfig,
+    layers: list[str] | None,
+    progress: gr.Progress,
+    *,
+    with_bon: bool = True,
+    verdict: Any = None,
+) -> Iterator[dict[Any, Any]]:
     image_world = is_image_world(cfg.model)
     background = None
     due = 0.0  # redraw no sooner than RENDER_EVERY_S, nor sooner than twice the last redraw's cost
     yield {ui.status: "**Running** · preparing the world…", ui.record_file: gr.update(value=None, visible=False)}
+    last_yield = time.perf_counter()
     for snap in session(cfg, bon=with_bon):
         if background is None and not image_world and snap.events("baseline"):
             background = background_for(snap.events("baseline")[0])
         start = time.perf_counter()
         if not snap.phase_ended and start < due:
+            if start - last_yield > HEARTBEAT_S:  # an empty update: a Stop takes effect here, within a step
+                last_yield = start
+                yield {ui.status: gr.skip()}
             continue
         progress((snap.nfe_done, snap.nfe_total), desc=progress_text(snap), unit="NFE")
         state = state_from(snap, background)
         paths, budget, reward = figures(state, layers)
-        update = {ui.plot_paths: paths, ui.plot_budget: budget, ui.plot_reward: reward,
-                  ui.status: "**Running** · " + progress_text(snap), ui.side_by_side: side_by_side(state)}
+        update = {
+            ui.plot_paths: paths,
+            ui.plot_budget: budget,
+            ui.plot_reward: reward,
+            ui.status: "**Running** · " + progress_text(snap),
+            ui.side_by_side: side_by_side(state),
+        }
         if image_world and snap.previews:
             update[ui.previews] = views.preview_strip(snap.previews)
         now = time.perf_counter()
-        due = now + max(RENDER_EVERY_S, 2 * (now - start))
+        # Big traces cost the browser more to redraw than the server to build: slow down as they grow.
+        due = now + max(RENDER_EVERY_S, 2 * (now - start), len(state["events"]) / EVENTS_PER_S)
+        last_yield = now
         yield update
     method = snap.phases["method"]
     path = save_record(method.record)
-    final = {ui.state: state, ui.record_file: gr.update(value=path, visible=True),
-             ui.status: "**Done** · " + _summary(method.record) + ("" if verdict is None else f"  \n{verdict(method)}")}
+    final = {
+        ui.state: state,
+        ui.record_file: gr.update(value=path, visible=True),
+        ui.status: "**Done** · " + _summary(method.record) + ("" if verdict is None else f"  \n{verdict(method)}"),
+    }
     if image_world:
         final[ui.image_baseline] = sample_image(snap.phases.get("baseline"), snap.world)
         final[ui.image_method] = sample_image(method, snap.world)
@@ -524,9 +593,12 @@ def _stream_session(ui: Any, cfg: RunConfig, layers: list[str] | None, progress:
 def _summary(record: dict[str, Any]) -> str:
     cfg = record["config"]
     held = record.get("heldout_reward")
-    return (f"{views.label(cfg['method'], cfg['process'])}: given reward {record['final_reward']:.4g}"
-            + ("" if held is None else f", held-out {held:.4g}") + f", {record['nfe_used']} / {record['nfe_budget']} NFE, "
-            f"{record['wall_time_s']:.2f} s.")
+    return (
+        f"{views.label(cfg['method'], cfg['process'])}: given reward {record['final_reward']:.4g}"
+        + ("" if held is None else f", held-out {held:.4g}")
+        + f", {record['nfe_used']} / {record['nfe_budget']} NFE, "
+        f"{record['wall_time_s']:.2f} s."
+    )
 
 
 def relayer(ui: Any, state: dict[str, Any] | None, layers: list[str]) -> Any:
@@ -541,10 +613,14 @@ def stopped() -> str:
 
 
 def failed() -> str:
-    return "**Failed** · the message in the corner says why; nothing else changed."
+    return "**Failed** · the message in the corner says why."
 
 
-def compare_ui(ui: Any, values: dict[Any, Any], progress: gr.Progress = gr.Progress()) -> Iterator[dict[Any, Any]]:
+def compare_ui(
+    ui: Any,
+    values: dict[Any, Any],
+    progress: gr.Progress = gr.Progress(),  # noqa: B008
+) -> Iterator[dict[Any, Any]]:
     """Every method at the same budget and seed (plus the ODE baseline): a table and bars."""
     v = named(ui, values)
     methods = ("ode", *SEARCH_METHODS)
@@ -552,7 +628,8 @@ def compare_ui(ui: Any, values: dict[Any, Any], progress: gr.Progress = gr.Progr
     try:
         base_cfg = build_config(v)
         prepare(base_cfg)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a readable message
+        yield {ui.compare_status: failed()}
         raise as_gr_error(exc) from None
     names = (base_cfg.reward or "reward", base_cfg.heldout or "held-out")
     for i, method in enumerate(methods):
@@ -568,7 +645,8 @@ def compare_ui(ui: Any, values: dict[Any, Any], progress: gr.Progress = gr.Progr
             names = (phase.record["config"]["reward"], phase.record["config"]["heldout"])
         except ConfigError as exc:  # e.g. a budget too small for this method: a row, not a failed comparison
             rows.append(views.compare_row(None, method, base_cfg.process, note=str(exc)))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a readable message
+            yield {ui.compare_status: failed()}
             raise as_gr_error(exc) from None
         yield {ui.compare_table: rows, ui.plot_compare: views.compare_figure(rows, *names)}
     yield {ui.compare_status: f"**Done** · compared {len(methods)} runs at {base_cfg.nfe} NFE, seed {base_cfg.seed}."}
@@ -588,7 +666,7 @@ def read_upload(path: str | None) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError("record", f"is not valid JSON ({exc})") from None
     if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
-        raise ConfigError("record", "must be a JSON object with a \"config\" object (a flowscale record.json)")
+        raise ConfigError("record", 'must be a JSON object with a "config" object (a flowscale record.json)')
     cfg = RunConfig.from_dict(record["config"])
     if cfg.model_path is not None:
         raise ConfigError("model_path", "records that name a local model folder cannot be replayed in the app")
@@ -611,7 +689,12 @@ def replay_verdict(uploaded: dict[str, Any]) -> Any:
     return verdict
 
 
-def replay_ui(ui: Any, path: str | None, layers: list[str], progress: gr.Progress = gr.Progress()) -> Iterator[dict]:
+def replay_ui(
+    ui: Any,
+    path: str | None,
+    layers: list[str],
+    progress: gr.Progress = gr.Progress(),  # noqa: B008
+) -> Iterator[dict]:
     """Re-run an uploaded record's config (no baseline/BoN) and say whether the new record is identical."""
     try:
         uploaded = read_upload(path)
@@ -623,7 +706,8 @@ def replay_ui(ui: Any, path: str | None, layers: list[str], progress: gr.Progres
             last = update
             yield update
         yield {ui.replay_status: last[ui.status] if last else ""}
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a readable message
+        yield {ui.status: failed(), ui.replay_status: failed()}
         raise as_gr_error(exc) from None
 
 
@@ -633,15 +717,27 @@ def redraw_ui(ui: Any, path: str | None, layers: list[str]) -> dict[Any, Any]:
         record = read_upload(path)
         events = record.get("events") or []
         start = next((e for e in events if e.get("kind") == "start"), None)
-        state = {"events": events, "record": record, "image_world": record["config"].get("model") != "toy2d",
-                 "background": background_for(start or record)}
+        state = {
+            "events": events,
+            "record": record,
+            "image_world": record["config"].get("model") != "toy2d",
+            "background": background_for(start or record),
+        }
         paths, budget, reward = figures(state, layers)
-    except Exception as exc:
-        raise as_gr_error(ConfigError("record", f"cannot be drawn: {exc}") if not isinstance(exc, ConfigError) else exc) from None
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a readable message
+        error = exc if isinstance(exc, ConfigError) else ConfigError("record", f"cannot be drawn: {exc}")
+        raise as_gr_error(error) from None
     message = "**Redrawn** from the recorded events (nothing was run) · " + _summary(record)
-    return {ui.tabs: gr.Tabs(selected="run"), ui.plot_paths: paths, ui.plot_budget: budget, ui.plot_reward: reward,
-            ui.state: state, ui.side_by_side: views.side_by_side_markdown([("recorded run", record)]),
-            ui.status: message, ui.replay_status: message}
+    return {
+        ui.tabs: gr.Tabs(selected="run"),
+        ui.plot_paths: paths,
+        ui.plot_budget: budget,
+        ui.plot_reward: reward,
+        ui.state: state,
+        ui.side_by_side: views.side_by_side_markdown([("recorded run", record)]),
+        ui.status: message,
+        ui.replay_status: message,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -677,24 +773,40 @@ def model_defaults(ui: Any, model: str) -> dict[Any, Any]:
 def _default_prompt(model: str) -> str | None:
     try:
         prompt = getattr(_world_module(model), "DEFAULT_PROMPT", None)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a world that cannot be imported has no defaults
         prompt = None
     return prompt or (T2I_PROMPT if world_of(model) == "Text-to-image" else None)
 
 
-def on_model(ui: Any, model: str) -> dict[Any, Any]:
-    """Any model change (user or example): show the matching controls and the model's availability."""
+def on_model(ui: Any, model: str, reward: str | None, heldout: str | None) -> dict[Any, Any]:
+    """Any model change (user or example): show the matching controls and the model's availability, and
+    replace rewards that belong to another world with this world's defaults."""
     image = is_image_world(model)
     given, held = world_rewards(model)
+    reward = reward if fits(model, reward, given) else (given[0] if given else "")
+    heldout = heldout if fits(model, heldout, held) else held[0]
     return {
-        ui.toy_controls: gr.update(visible=not image), ui.image_controls: gr.update(visible=image),
-        ui.image_results: gr.update(visible=image), ui.previews: gr.update(visible=image),
+        ui.toy_controls: gr.update(visible=not image),
+        ui.image_controls: gr.update(visible=image),
+        ui.image_results: gr.update(visible=image),
+        ui.previews: gr.update(visible=image),
         ui.layers: gr.update(visible=not image),
         ui.paths_caption: texts.PLOTS["trajectories_image" if image else "trajectories"],
         ui.model_status: status_markdown(model),
-        ui.reward: gr.update(choices=list(given), info=TOY2D_REWARD_INFO if not image else " · ".join(given)),
-        ui.heldout: gr.update(choices=list(held)),
+        ui.reward: gr.update(
+            choices=list(given), value=reward, info=TOY2D_REWARD_INFO if not image else " · ".join(given)
+        ),
+        ui.heldout: gr.update(choices=list(held), value=heldout),
     }
+
+
+def fits(model: str, spec: str | None, offered: tuple[str, ...]) -> bool:
+    """Whether a reward spec could belong to this model's world (the world itself checks it fully)."""
+    if not spec or spec in offered or spec == "none":
+        return bool(spec)
+    if model == "toy2d":
+        return spec == "logp" or spec.startswith(("point:", "region:"))
+    return not offered  # free text only where the world offers no list
 
 
 def on_preset(ui: Any, preset: str) -> Any:
@@ -738,8 +850,19 @@ def api_run(
     Settings left out keep the model's defaults.
     """
     try:
-        cfg = RunConfig(model=model, method=method, process=process, nfe=nfe, seed=seed, steps=steps,
-                        prompt=prompt, preset=preset, reward=reward, heldout=heldout, params=dict(params or {}))
+        cfg = RunConfig(
+            model=model,
+            method=method,
+            process=process,
+            nfe=nfe,
+            seed=seed,
+            steps=steps,
+            prompt=prompt,
+            preset=preset,
+            reward=reward,
+            heldout=heldout,
+            params=dict(params or {}),
+        )
         phase = Phase("method", cfg)
         yield {"status": "started", "nfe_spent": 0, "nfe_budget": nfe}, None
         last, best, mark = time.perf_counter(), -math.inf, 0
@@ -751,12 +874,27 @@ def api_run(
             now = time.perf_counter()
             if now - last >= API_EVERY_S or event.nfe_total >= mark:  # every 0.1 s and every tenth of the budget
                 last, mark = now, event.nfe_total + max(1, budget // 10)
-                yield {"status": "running", "step": event.step, "nfe_spent": event.nfe_total, "nfe_budget": budget,
-                       "best_reward": best}, None
+                yield (
+                    {
+                        "status": "running",
+                        "step": event.step,
+                        "nfe_spent": event.nfe_total,
+                        "nfe_budget": budget,
+                        "best_reward": best,
+                    },
+                    None,
+                )
         record = phase.record
-        yield {"status": "done", "nfe_spent": record["nfe_used"], "nfe_budget": record["nfe_budget"],
-               "final_reward": record["final_reward"]}, record
-    except Exception as exc:
+        yield (
+            {
+                "status": "done",
+                "nfe_spent": record["nfe_used"],
+                "nfe_budget": record["nfe_budget"],
+                "final_reward": record["final_reward"],
+            },
+            record,
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a readable message
         raise as_gr_error(exc) from None
 
 

@@ -102,6 +102,7 @@ def explain(method: str, process: str) -> str:
     """The paragraphs for the selected method and process."""
     return METHODS.get(method, f"**{method}**") + "\n\n" + PROCESSES.get(process, f"**{process}**")
 
+
 # Labels of the method settings in the Advanced accordion (keys as in RunConfig.params).
 SETTING_LABELS = {
     "bon.n": "trajectories N (0 = budget ÷ steps)",
@@ -127,7 +128,7 @@ SETTING_LABELS = {
     "rbf.init_particles": "initial particles per chain (0 = paper 1, code 25)",
 }
 
-API = '''The app serves one named endpoint, **`/run`**, with the CLI's names and values. Settings you leave out
+API = """The app serves one named endpoint, **`/run`**, with the CLI's names and values. Settings you leave out
 keep their defaults; the updates stream while the run goes, and the last one carries the run record.
 
 ```python
@@ -146,4 +147,4 @@ for status, record in job:          # one update per step batch, then the record
 Keywords: `model` (toy2d, shapes, flux-schnell, …), `method` (bon, sop, smc, code, svdd, rbf, ode),
 `process` (linear-ode, linear-sde, vp-sde), `nfe`, `seed`, and optionally `steps`, `prompt`, `preset`,
 `reward`, `heldout` and `params` (method settings such as `{"rbf.variant": "code", "svdd.k": 25}`).
-A bad setting comes back as an error that names it.'''
+A bad setting comes back as an error that names it."""

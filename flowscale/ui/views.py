@@ -20,8 +20,16 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-METHOD_LABELS = {"ode": "ODE baseline", "base": "Base sampler", "bon": "BoN", "sop": "SoP", "smc": "SMC",
-                 "code": "CoDe", "svdd": "SVDD", "rbf": "RBF"}
+METHOD_LABELS = {
+    "ode": "ODE baseline",
+    "base": "Base sampler",
+    "bon": "BoN",
+    "sop": "SoP",
+    "smc": "SMC",
+    "code": "CoDe",
+    "svdd": "SVDD",
+    "rbf": "RBF",
+}
 PROCESS_LABELS = {"linear-ode": "Linear-ODE", "linear-sde": "Linear-SDE", "vp-ode": "VP-ODE", "vp-sde": "VP-SDE"}
 LAYERS = ("density", "tilted", "pruned", "x0", "baseline")  # what the 2-D paths plot can show
 DEFAULT_LAYERS = ("density", "tilted", "pruned", "baseline")
@@ -39,7 +47,7 @@ C_TILTED = "#ea580c"
 C_X0 = "rgba(13, 148, 136, 0.6)"
 C_QUOTA = "#cbd5e1"
 C_ROLLOVER = "#f97316"
-FONT = dict(family="IBM Plex Sans, Inter, Arial, sans-serif", size=13, color="#1f2937")
+FONT = {"family": "IBM Plex Sans, Inter, Arial, sans-serif", "size": 13, "color": "#1f2937"}
 
 
 def label(method: str | None, process: str | None = None) -> str:
@@ -188,45 +196,91 @@ def method_result(record: dict[str, Any] | None, key: str) -> Any:
 # Figure helpers. Figures are built as plain dicts and validated once by go.Figure(spec): plotly's
 # incremental update_* API costs ~50 ms per call, too slow to redraw three plots at every step.
 # --------------------------------------------------------------------------------------------------
-AXIS_STYLE = dict(gridcolor="#eceff3", linecolor="#9ca3af", zerolinecolor="#d1d5db", ticks="outside",
-                  tickcolor="#9ca3af", showline=True, automargin=True, title=dict(font=dict(size=13)))
+AXIS_STYLE = {
+    "gridcolor": "#eceff3",
+    "linecolor": "#9ca3af",
+    "zerolinecolor": "#d1d5db",
+    "ticks": "outside",
+    "tickcolor": "#9ca3af",
+    "showline": True,
+    "automargin": True,
+    "title": {"font": {"size": 13}},
+}
 
 
 def _axis(title: str, **kwargs: Any) -> dict[str, Any]:
-    return {**AXIS_STYLE, **kwargs, "title": dict(text=title, font=dict(size=13))}
+    return {**AXIS_STYLE, **kwargs, "title": {"text": title, "font": {"size": 13}}}
 
 
-def _figure(data: list[dict[str, Any]], title: str, subtitle: str | None = None, *, height: int = 460,
-            legend: dict[str, Any] | None = None, margin: dict[str, int] | None = None,
-            annotations: list[dict] | None = None, **layout: Any) -> go.Figure:
+def _figure(
+    data: list[dict[str, Any]],
+    title: str,
+    subtitle: str | None = None,
+    *,
+    height: int = 460,
+    legend: dict[str, Any] | None = None,
+    margin: dict[str, int] | None = None,
+    annotations: list[dict] | None = None,
+    **layout: Any,
+) -> go.Figure:
     spec = dict(
-        title=dict(text=f"<b>{title}</b>", x=0.0, xanchor="left", xref="paper", y=1.0, yanchor="top", yref="container",
-                   pad=dict(t=14), font=dict(size=16),
-                   subtitle=dict(text=subtitle or "", font=dict(size=12, color="#6b7280"))),
+        title={
+            "text": f"<b>{title}</b>",
+            "x": 0.0,
+            "xanchor": "left",
+            "xref": "paper",
+            "y": 1.0,
+            "yanchor": "top",
+            "yref": "container",
+            "pad": {"t": 14},
+            "font": {"size": 16},
+            "subtitle": {"text": subtitle or "", "font": {"size": 12, "color": "#6b7280"}},
+        },
         template="none",  # a named template is deep-copied for every figure; the style is set here instead
         paper_bgcolor="white",
         plot_bgcolor="white",
         font=FONT,
         height=height,
-        margin={**dict(l=70, r=24, t=90 if subtitle else 66, b=60), **(margin or {})},
-        hoverlabel=dict(font=dict(size=12)),
-        legend={**dict(bgcolor="rgba(255,255,255,0.9)", bordercolor="#e5e7eb", borderwidth=1, font=dict(size=12)),
-                **(legend or {})},
+        margin={"l": 70, "r": 24, "t": 90 if subtitle else 66, "b": 60, **(margin or {})},
+        hoverlabel={"font": {"size": 12}},
+        legend={
+            "bgcolor": "rgba(255,255,255,0.9)",
+            "bordercolor": "#e5e7eb",
+            "borderwidth": 1,
+            "font": {"size": 12},
+            **(legend or {}),
+        },
         annotations=annotations or [],
         **layout,
     )
     return go.Figure({"data": data, "layout": spec})
 
 
-def _subplot_title(text: str, x: float, y: float) -> dict[str, Any]:
-    return dict(text=f"<b>{text}</b>", x=x, y=y, xref="paper", yref="paper", xanchor="center", yanchor="bottom",
-                showarrow=False, font=dict(size=13, color="#374151"))
+def _subplot_title(text: str, x: float, y: float, note: str = "") -> dict[str, Any]:
+    return {
+        "text": f"<b>{text}</b>" + (f"<br><span style='font-size:12px;color:#6b7280'>{note}</span>" if note else ""),
+        "x": x,
+        "y": y,
+        "xref": "paper",
+        "yref": "paper",
+        "xanchor": "center",
+        "yanchor": "bottom",
+        "showarrow": False,
+        "font": {"size": 13, "color": "#374151"},
+    }
 
 
 def empty_figure(title: str, message: str, height: int = 460) -> go.Figure:
-    note = dict(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
-                font=dict(size=14, color="#6b7280"))
-    return _figure([], title, height=height, annotations=[note], xaxis=dict(visible=False), yaxis=dict(visible=False))
+    note = {
+        "text": message,
+        "x": 0.5,
+        "y": 0.5,
+        "xref": "paper",
+        "yref": "paper",
+        "showarrow": False,
+        "font": {"size": 14, "color": "#6b7280"},
+    }
+    return _figure([], title, height=height, annotations=[note], xaxis={"visible": False}, yaxis={"visible": False})
 
 
 def _segments(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -267,6 +321,9 @@ class PathSets:
     returned: list[int]
 
 
+MAX_MARKERS = 1200  # pruned crosses drawn individually (the newest ones); their edges are always all drawn
+
+
 def split_paths(trace: Trace, record: dict[str, Any] | None) -> PathSets:
     """Continued = has children; current = leaves of the newest batch (of the last step once finished);
     pruned = every other leaf."""
@@ -294,8 +351,14 @@ def density_background(world_info: dict[str, Any], reward_spec: str, lam: float 
     data = tilted_density(gm, make_reward(reward_spec, gm), lam, lo, hi, n)
     density = np.sqrt(np.asarray(data["density"]))  # square root: a 5 % mode stays visible
     tilted = np.asarray(data["tilted"])
-    return {"axis": np.asarray(data["axis"]).round(4), "density": (density / density.max()).round(4),
-            "tilted": (tilted / tilted.max()).round(4), "lam": lam, "reward": reward_spec, "extent": [lo, hi]}
+    return {
+        "axis": np.asarray(data["axis"]).round(4),
+        "density": (density / density.max()).round(4),
+        "tilted": (tilted / tilted.max()).round(4),
+        "lam": lam,
+        "reward": reward_spec,
+        "extent": [lo, hi],
+    }
 
 
 def background_png(background: dict[str, Any], density: bool = True, tilted: bool = True, size: int = 300) -> str:
@@ -314,12 +377,15 @@ def background_png(background: dict[str, Any], density: bool = True, tilted: boo
     if density:
         layers.append((np.asarray(background["density"]), (126, 166, 216), 0.85))
     if tilted:
-        layers.append((np.sqrt(np.asarray(background["tilted"])), (234, 88, 12), 0.75))
+        layers.append((np.sqrt(np.asarray(background["tilted"])), (234, 88, 12), 0.6))
     for value, colour, strength in layers:  # "over" compositing, straight alpha
         alpha = np.clip(value, 0, 1)[..., None] * strength
         out_a = alpha + rgba[..., 3:] * (1 - alpha)
-        rgba[..., :3] = np.where(out_a > 0, (np.asarray(colour) * alpha + rgba[..., :3] * rgba[..., 3:] * (1 - alpha))
-                                 / np.maximum(out_a, 1e-12), 0)
+        rgba[..., :3] = np.where(
+            out_a > 0,
+            (np.asarray(colour) * alpha + rgba[..., :3] * rgba[..., 3:] * (1 - alpha)) / np.maximum(out_a, 1e-12),
+            0,
+        )
         rgba[..., 3:] = out_a
     white = np.ones(3) * 255
     rgb = rgba[..., :3] * rgba[..., 3:] + white * (1 - rgba[..., 3:])  # onto the white plot background
@@ -333,7 +399,7 @@ def background_png(background: dict[str, Any], density: bool = True, tilted: boo
 def plot_extent(means: Sequence[Sequence[float]], stds: Sequence[float], reward_spec: str) -> tuple[float, float]:
     """A square window holding every mode (3 std), the reward's target and most of the N(0, I) noise."""
     values = [3.2, -3.2]
-    for (mx, my), s in zip(means, stds):
+    for (mx, my), s in zip(means, stds, strict=True):
         values += [mx + 3 * s, mx - 3 * s, my + 3 * s, my - 3 * s]
     values += list(reward_geometry(reward_spec).get("values", []))
     lo, hi = min(values), max(values)
@@ -367,8 +433,9 @@ def trajectories_figure(
     """Particle paths: over the 2-D density in the playground; reward and latent paths in image worlds."""
     trace = read_trace(events)
     if len(trace) == 0 and background is None:
-        return empty_figure("Particle paths", "Press Run to watch the particles move from noise (t = 1) to data (t = 0).",
-                            height=720)
+        return empty_figure(
+            "Particle paths", "Press Run to watch the particles move from noise (t = 1) to data (t = 0).", height=720
+        )
     if image_world:
         return image_paths_figure(trace, record)
     return paths_2d_figure(trace, record, background, read_trace(baseline_events or []), layers)
@@ -386,8 +453,13 @@ def _status_line(trace: Trace, record: dict[str, Any] | None) -> str:
     return f"{len(trace)} candidates evaluated · {where} · running, step {int(trace.steps.max())} (t = {t_now:.2f})"
 
 
-def paths_2d_figure(trace: Trace, record: dict[str, Any] | None, background: dict[str, Any] | None,
-                    baseline: Trace, layers: Sequence[str] = DEFAULT_LAYERS) -> go.Figure:
+def paths_2d_figure(
+    trace: Trace,
+    record: dict[str, Any] | None,
+    background: dict[str, Any] | None,
+    baseline: Trace,
+    layers: Sequence[str] = DEFAULT_LAYERS,
+) -> go.Figure:
     cfg = trace.config
     reward_name = cfg.get("reward") or "reward"
     data: list[dict[str, Any]] = []
@@ -395,74 +467,198 @@ def paths_2d_figure(trace: Trace, record: dict[str, Any] | None, background: dic
     images: list[dict[str, Any]] = []
     if background is not None and ("density" in layers or "tilted" in layers):
         lo, hi = background["extent"]
-        images.append(dict(source=background_png(background, "density" in layers, "tilted" in layers), xref="x",
-                           yref="y", x=lo, y=hi, sizex=hi - lo, sizey=hi - lo, sizing="stretch", layer="below",
-                           opacity=1.0))
-        for key, name, colour in (("density", "data density p(x)", "#7ea6d8"),
-                                  ("tilted", f"reward-tilted target p(x)·e^(r/λ), λ = {background['lam']:g}", C_TILTED)):
+        images.append(
+            {
+                "source": background_png(background, "density" in layers, "tilted" in layers),
+                "xref": "x",
+                "yref": "y",
+                "x": lo,
+                "y": hi,
+                "sizex": hi - lo,
+                "sizey": hi - lo,
+                "sizing": "stretch",
+                "layer": "below",
+                "opacity": 1.0,
+            }
+        )
+        tilted_name = f"reward-tilted target p(x)·e^(r/λ), λ = {background['lam']:g}"
+        for key, name, colour in (("density", "data density p(x)", "#7ea6d8"), ("tilted", tilted_name, C_TILTED)):
             if key in layers:  # legend entries for the picture
-                data.append(dict(type="scatter", x=[None], y=[None], mode="markers", name=name,
-                                 marker=dict(symbol="square", size=12, color=colour, opacity=0.7)))
+                data.append(
+                    {
+                        "type": "scatter",
+                        "x": [None],
+                        "y": [None],
+                        "mode": "markers",
+                        "name": name,
+                        "marker": {"symbol": "square", "size": 12, "color": colour, "opacity": 0.7},
+                    }
+                )
     rows = split_paths(trace, record)
     if len(trace):
         xs, ys = _edges(trace, trace.states, np.concatenate([rows.continued, rows.current]))
-        data.append(dict(type="scatter", x=xs, y=ys, mode="lines", line=dict(color=C_PATH, width=1),
-                         name="particle paths x_t (t: 1 → 0)", hoverinfo="skip"))
+        data.append(
+            {
+                "type": "scatter",
+                "x": xs,
+                "y": ys,
+                "mode": "lines",
+                "line": {"color": C_PATH, "width": 1},
+                "name": "particle paths x_t (t: 1 → 0)",
+                "hoverinfo": "skip",
+            }
+        )
         if "pruned" in layers and len(rows.pruned):
             ex, ey = _edges(trace, trace.states, rows.pruned)
-            data.append(dict(type="scatter", x=ex, y=ey, mode="lines", line=dict(color=C_PRUNED_EDGE, width=1),
-                             hoverinfo="skip", showlegend=False))
-            data.append(dict(type="scatter", x=trace.states[rows.pruned, 0], y=trace.states[rows.pruned, 1],
-                             mode="markers", name="pruned / rejected candidates",
-                             marker=dict(symbol="x", size=6, color=C_PRUNED),
-                             text=_hover(trace, rows.pruned, reward_name), hoverinfo="text"))
+            data.append(
+                {
+                    "type": "scatter",
+                    "x": ex,
+                    "y": ey,
+                    "mode": "lines",
+                    "line": {"color": C_PRUNED_EDGE, "width": 1},
+                    "hoverinfo": "skip",
+                    "showlegend": False,
+                }
+            )
+            shown = rows.pruned[-MAX_MARKERS:]  # thousands of SVG markers redrawn every step would stall the browser
+            more = f" (newest {MAX_MARKERS} of {len(rows.pruned)})" if len(rows.pruned) > MAX_MARKERS else ""
+            data.append(
+                {
+                    "type": "scatter",
+                    "x": trace.states[shown, 0],
+                    "y": trace.states[shown, 1],
+                    "mode": "markers",
+                    "name": "pruned / rejected candidates" + more,
+                    "marker": {"symbol": "x", "size": 6, "color": C_PRUNED},
+                    "text": _hover(trace, shown, reward_name),
+                    "hoverinfo": "text",
+                }
+            )
         if "x0" in layers:
-            data.append(dict(type="scatter", x=trace.x0[:, 0], y=trace.x0[:, 1], mode="markers",
-                             name="x̂0 predictions (what the reward scores)", marker=dict(size=4, color=C_X0),
-                             hoverinfo="skip"))
-        data.append(dict(type="scatter", x=trace.states[rows.current, 0], y=trace.states[rows.current, 1],
-                         mode="markers", name="final particles" if record is not None else "current particles",
-                         marker=dict(size=7, color=C_METHOD, line=dict(color="white", width=1)),
-                         text=_hover(trace, rows.current, reward_name), hoverinfo="text"))
+            data.append(
+                {
+                    "type": "scatter",
+                    "x": trace.x0[:, 0],
+                    "y": trace.x0[:, 1],
+                    "mode": "markers",
+                    "name": "x̂0 predictions (what the reward scores)",
+                    "marker": {"size": 4, "color": C_X0},
+                    "hoverinfo": "skip",
+                }
+            )
+        data.append(
+            {
+                "type": "scatter",
+                "x": trace.states[rows.current, 0],
+                "y": trace.states[rows.current, 1],
+                "mode": "markers",
+                "name": "final particles" if record is not None else "current particles",
+                "marker": {"size": 7, "color": C_METHOD, "line": {"color": "white", "width": 1}},
+                "text": _hover(trace, rows.current, reward_name),
+                "hoverinfo": "text",
+            }
+        )
     if "baseline" in layers and len(baseline):
         order = np.argsort(baseline.steps, kind="stable")
-        data.append(dict(
-            type="scatter", x=np.append(baseline.states[order, 0], baseline.x0[order[-1], 0]),
-            y=np.append(baseline.states[order, 1], baseline.x0[order[-1], 1]), mode="lines+markers",
-            name="ODE baseline: path → its sample", line=dict(color=C_BASELINE, width=2, dash="dash"),
-            marker=dict(size=[0] * len(order) + [13], symbol="diamond", color=C_BASELINE,
-                        line=dict(color="white", width=1)), hoverinfo="skip"))
+        data.append(
+            {
+                "type": "scatter",
+                "x": np.append(baseline.states[order, 0], baseline.x0[order[-1], 0]),
+                "y": np.append(baseline.states[order, 1], baseline.x0[order[-1], 1]),
+                "mode": "lines+markers",
+                "name": "ODE baseline: path → its sample",
+                "line": {"color": C_BASELINE, "width": 2, "dash": "dash"},
+                "marker": {
+                    "size": [0] * len(order) + [13],
+                    "symbol": "diamond",
+                    "color": C_BASELINE,
+                    "line": {"color": "white", "width": 1},
+                },
+                "hoverinfo": "skip",
+            }
+        )
     if rows.returned:
         path = np.asarray(rows.returned)
         last = path[-1]
-        data.append(dict(
-            type="scatter", x=np.append(trace.states[path, 0], trace.x0[last, 0]),
-            y=np.append(trace.states[path, 1], trace.x0[last, 1]), mode="lines",
-            name="lineage of the returned sample", line=dict(color=C_RETURNED, width=3.5), hoverinfo="skip"))
-        data.append(dict(
-            type="scatter", x=[trace.x0[last, 0]], y=[trace.x0[last, 1]], mode="markers",
-            name="returned sample x̂0", hoverinfo="text",
-            marker=dict(symbol="star", size=19, color=C_RETURNED, line=dict(color="#1f2937", width=1.5)),
-            text=[f"returned sample<br>{reward_name} = {trace.rewards[last]:.4g}"]))
+        data.append(
+            {
+                "type": "scatter",
+                "x": np.append(trace.states[path, 0], trace.x0[last, 0]),
+                "y": np.append(trace.states[path, 1], trace.x0[last, 1]),
+                "mode": "lines",
+                "name": "lineage of the returned sample",
+                "line": {"color": C_RETURNED, "width": 3.5},
+                "hoverinfo": "skip",
+            }
+        )
+        data.append(
+            {
+                "type": "scatter",
+                "x": [trace.x0[last, 0]],
+                "y": [trace.x0[last, 1]],
+                "mode": "markers",
+                "name": "returned sample x̂0",
+                "hoverinfo": "text",
+                "marker": {
+                    "symbol": "star",
+                    "size": 19,
+                    "color": C_RETURNED,
+                    "line": {"color": "#1f2937", "width": 1.5},
+                },
+                "text": [f"returned sample<br>{reward_name} = {trace.rewards[last]:.4g}"],
+            }
+        )
     geometry = reward_geometry(reward_name)
     if "point" in geometry:
-        data.append(dict(type="scatter", x=[geometry["point"][0]], y=[geometry["point"][1]], mode="markers",
-                         name=f"reward target ({reward_name})", hoverinfo="name",
-                         marker=dict(symbol="circle-open-dot", size=17, color=C_TARGET, line=dict(width=2.5))))
+        data.append(
+            {
+                "type": "scatter",
+                "x": [geometry["point"][0]],
+                "y": [geometry["point"][1]],
+                "mode": "markers",
+                "name": f"reward target ({reward_name})",
+                "hoverinfo": "name",
+                "marker": {"symbol": "circle-open-dot", "size": 17, "color": C_TARGET, "line": {"width": 2.5}},
+            }
+        )
     if "region" in geometry:
         x0, y0, x1, y1 = geometry["region"]
-        shapes.append(dict(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color=C_TARGET, width=2, dash="dot")))
-        data.append(dict(type="scatter", x=[None], y=[None], mode="lines", name=f"reward region ({reward_name})",
-                         line=dict(color=C_TARGET, width=2, dash="dot")))
+        shapes.append(
+            {
+                "type": "rect",
+                "x0": x0,
+                "y0": y0,
+                "x1": x1,
+                "y1": y1,
+                "line": {"color": C_TARGET, "width": 2, "dash": "dot"},
+            }
+        )
+        data.append(
+            {
+                "type": "scatter",
+                "x": [None],
+                "y": [None],
+                "mode": "lines",
+                "name": f"reward region ({reward_name})",
+                "line": {"color": C_TARGET, "width": 2, "dash": "dot"},
+            }
+        )
     extent = background["extent"] if background is not None else None
     method = label(cfg.get("method"), cfg.get("process")) if cfg else "run"
     return _figure(
-        data, f"Particle paths — {method}", _status_line(trace, record), height=720, shapes=shapes, images=images,
-        legend=dict(orientation="h", x=0, xanchor="left", y=-0.13, yanchor="top", itemsizing="constant"),
-        margin=dict(r=16, b=40),
+        data,
+        f"Particle paths — {method}",
+        _status_line(trace, record),
+        height=720,
+        shapes=shapes,
+        images=images,
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.13, "yanchor": "top", "itemsizing": "constant"},
+        margin={"r": 16, "b": 40},
         xaxis=_axis("x₁", range=extent, zeroline=False, constrain="domain"),
         yaxis=_axis("x₂", range=extent, zeroline=False, scaleanchor="x", scaleratio=1, constrain="domain"),
-        uirevision="paths")
+        uirevision="paths",
+    )
 
 
 def image_paths_figure(trace: Trace, record: dict[str, Any] | None) -> go.Figure:
@@ -476,34 +672,81 @@ def image_paths_figure(trace: Trace, record: dict[str, Any] | None) -> go.Figure
         live = np.concatenate([rows.continued, rows.current])
         for coords, axes in ((by_reward, ("x", "y")), (trace.states, ("x2", "y2"))):
             first = axes[0] == "x"
-            common = dict(type="scatter", xaxis=axes[0], yaxis=axes[1], showlegend=first)
+            common = {"type": "scatter", "xaxis": axes[0], "yaxis": axes[1], "showlegend": first}
             xs, ys = _edges(trace, coords, live)
-            data.append(dict(common, x=xs, y=ys, mode="lines", line=dict(color=C_PATH, width=1), hoverinfo="skip",
-                             name="particle paths", legendgroup="paths"))
+            data.append(
+                dict(
+                    common,
+                    x=xs,
+                    y=ys,
+                    mode="lines",
+                    line={"color": C_PATH, "width": 1},
+                    hoverinfo="skip",
+                    name="particle paths",
+                    legendgroup="paths",
+                )
+            )
             if len(rows.pruned):
-                data.append(dict(common, x=coords[rows.pruned, 0], y=coords[rows.pruned, 1], mode="markers",
-                                 marker=dict(symbol="x", size=6, color=C_PRUNED), name="pruned / rejected candidates",
-                                 legendgroup="pruned", text=_hover(trace, rows.pruned, reward_name), hoverinfo="text"))
-            data.append(dict(common, x=coords[rows.current, 0], y=coords[rows.current, 1], mode="markers",
-                             marker=dict(size=7, color=C_METHOD), legendgroup="current",
-                             name="final particles" if record is not None else "current particles",
-                             text=_hover(trace, rows.current, reward_name), hoverinfo="text"))
+                shown = rows.pruned[-MAX_MARKERS:]
+                data.append(
+                    dict(
+                        common,
+                        x=coords[shown, 0],
+                        y=coords[shown, 1],
+                        mode="markers",
+                        marker={"symbol": "x", "size": 6, "color": C_PRUNED},
+                        name="pruned / rejected candidates",
+                        legendgroup="pruned",
+                        text=_hover(trace, shown, reward_name),
+                        hoverinfo="text",
+                    )
+                )
+            data.append(
+                dict(
+                    common,
+                    x=coords[rows.current, 0],
+                    y=coords[rows.current, 1],
+                    mode="markers",
+                    marker={"size": 7, "color": C_METHOD},
+                    legendgroup="current",
+                    name="final particles" if record is not None else "current particles",
+                    text=_hover(trace, rows.current, reward_name),
+                    hoverinfo="text",
+                )
+            )
             if rows.returned:
                 path = np.asarray(rows.returned)
-                data.append(dict(common, x=coords[path, 0], y=coords[path, 1], mode="lines+markers",
-                                 line=dict(color=C_RETURNED, width=3), marker=dict(size=6),
-                                 name="lineage of the returned sample", legendgroup="returned"))
+                data.append(
+                    dict(
+                        common,
+                        x=coords[path, 0],
+                        y=coords[path, 1],
+                        mode="lines+markers",
+                        line={"color": C_RETURNED, "width": 3},
+                        marker={"size": 6},
+                        name="lineage of the returned sample",
+                        legendgroup="returned",
+                    )
+                )
     method = label(cfg.get("method"), cfg.get("process")) if cfg else "run"
-    titles = [_subplot_title("given reward of each candidate's x̂0, along its path", 0.5, 1.0),
-              _subplot_title("2-D projection of the latent states x_t", 0.5, 0.42)]
+    titles = [
+        _subplot_title("given reward of each candidate's x̂0, along its path", 0.5, 1.0),
+        _subplot_title("2-D projection of the latent states x_t", 0.5, 0.42),
+    ]
     return _figure(
-        data, f"Particle paths — {method}", _status_line(trace, record), height=720, annotations=titles,
-        legend=dict(orientation="h", x=0, y=-0.1, yanchor="top"), margin=dict(t=110, b=40),
+        data,
+        f"Particle paths — {method}",
+        _status_line(trace, record),
+        height=720,
+        annotations=titles,
+        legend={"orientation": "h", "x": 0, "y": -0.1, "yanchor": "top"},
+        margin={"t": 110, "b": 40},
         xaxis=_axis("denoising step k (t: 1 → 0)", anchor="y"),
         yaxis=_axis(reward_name, anchor="x", domain=[0.58, 1.0]),
         xaxis2=_axis("projection 1", anchor="y2"),
         yaxis2=_axis("projection 2", anchor="x2", domain=[0.0, 0.4]),
-        uirevision="paths")
+        uirevision="paths",
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -513,7 +756,7 @@ def budget_figure(events: Sequence[dict[str, Any]], record: dict[str, Any] | Non
     """NFE spent per denoising step; for RBF the planned base quota and the rolled-over NFE, stacked."""
     trace = read_trace(events)
     cfg = trace.config or (record or {}).get("config", {})
-    title = f"NFE per denoising step — {label(cfg.get('method'), cfg.get('process'))}" if cfg else "NFE per denoising step"
+    title = "NFE per denoising step" + (f" — {label(cfg.get('method'), cfg.get('process'))}" if cfg else "")
     spent = nfe_per_step(events, record)
     if not any(spent):
         return empty_figure(title, "Press Run to see how many evaluations each step receives.", height=400)
@@ -526,23 +769,68 @@ def budget_figure(events: Sequence[dict[str, Any]], record: dict[str, Any] | Non
         quota = method_result(record, "quota_per_step")
         rollover = method_result(record, "rollover_per_step") or _live_rollover(events, len(spent))
         if quota is not None:
-            data.append(dict(type="bar", x=steps, y=quota, name="planned base quota", marker=dict(color=C_QUOTA),
-                             offsetgroup="plan", hovertext=hover))
-        data.append(dict(type="bar", x=steps, y=rollover, base=quota, name="rolled over",
-                         marker=dict(color=C_ROLLOVER), offsetgroup="plan", hovertext=hover))
-    data.append(dict(type="bar", x=steps, y=spent, name="NFE spent", marker=dict(color=C_METHOD),
-                     offsetgroup="spent", hovertext=hover))
+            data.append(
+                {
+                    "type": "bar",
+                    "x": steps,
+                    "y": quota,
+                    "name": "planned base quota",
+                    "marker": {"color": C_QUOTA},
+                    "offsetgroup": "plan",
+                    "hovertext": hover,
+                }
+            )
+        data.append(
+            {
+                "type": "bar",
+                "x": steps,
+                "y": rollover,
+                "base": quota,
+                "name": "rolled over",
+                "marker": {"color": C_ROLLOVER},
+                "offsetgroup": "plan",
+                "hovertext": hover,
+            }
+        )
+    data.append(
+        {
+            "type": "bar",
+            "x": steps,
+            "y": spent,
+            "name": "NFE spent",
+            "marker": {"color": C_METHOD},
+            "offsetgroup": "spent",
+            "hovertext": hover,
+        }
+    )
     budget = cfg.get("nfe")
     if budget and method != "rbf":
         even = budget / len(spent)
-        data.append(dict(type="scatter", x=[-0.5, len(spent) - 0.5], y=[even, even], mode="lines",
-                         name="even split", line=dict(color="#6b7280", dash="dash", width=1.5)))
+        data.append(
+            {
+                "type": "scatter",
+                "x": [-0.5, len(spent) - 0.5],
+                "y": [even, even],
+                "mode": "lines",
+                "name": "even split",
+                "line": {"color": "#6b7280", "dash": "dash", "width": 1.5},
+            }
+        )
     subtitle = f"{sum(spent)} of {budget} NFE spent over {len(spent)} steps" if budget else f"{sum(spent)} NFE"
     return _figure(
-        data, title, subtitle, height=400, barmode="group", bargap=0.18, bargroupgap=0.04,
-        legend=dict(orientation="h", x=0, y=-0.24, yanchor="top"), margin=dict(b=40),
+        data,
+        title,
+        subtitle,
+        height=400,
+        barmode="group",
+        bargap=0.18,
+        bargroupgap=0.04,
+        legend={"orientation": "h", "x": 0, "y": -0.24, "yanchor": "top"},
+        margin={"b": 40},
         xaxis=_axis("denoising step k (t: 1 → 0)", dtick=max(1, len(spent) // 12)),
-        yaxis=_axis("model evaluations (NFE)", rangemode="tozero"), uirevision="budget")
+        yaxis=_axis("model evaluations (NFE)", rangemode="tozero"),
+        uirevision="budget",
+    )
 
 
 def _live_rollover(events: Sequence[dict[str, Any]], size: int) -> list[int]:
@@ -579,11 +867,12 @@ def reward_figure(
     reward_name = cfg.get("reward") or "reward"
     method = cfg.get("method")
     smc = method == "smc"
-    curves = [(label(method, cfg.get("process")) if cfg else "method", _curve(record, events), record, C_METHOD, "solid")]
+    name = label(method, cfg.get("process")) if cfg else "method"
+    curves = [(name, _curve(record, events), record, C_METHOD, "solid")]
     if method != "bon" and (bon is not None or bon_events):
         process = ((bon or {}).get("config") or read_trace(bon_events or []).config).get("process")
-        curves.append((f"BoN, same budget · {PROCESS_LABELS.get(process, process)}", _curve(bon, bon_events),
-                       bon, C_BON, "solid"))
+        bon_name = f"BoN, same budget · {PROCESS_LABELS.get(process, process)}"
+        curves.append((bon_name, _curve(bon, bon_events), bon, C_BON, "solid"))
     if baseline is not None:
         curves.append(("ODE baseline", _curve(baseline, None), baseline, C_BASELINE, "dash"))
     if not any(c for _, c, _, _, _ in curves):
@@ -593,34 +882,69 @@ def reward_figure(
     for name, curve, rec, colour, dash in curves:
         if not curve:
             continue
-        xs, ys = zip(*curve)
-        data.append(dict(type="scatter", x=[0, *xs], y=[ys[0], *ys], mode="lines", name=name, legendgroup=name,
-                         line=dict(color=colour, width=2.5, dash=dash, shape="hv"),
-                         hovertemplate="%{x} NFE: best %{y:.4g}<extra>" + name + "</extra>"))
+        xs, ys = zip(*curve, strict=True)
+        data.append(
+            {
+                "type": "scatter",
+                "x": [0, *xs],
+                "y": [ys[0], *ys],
+                "mode": "lines",
+                "name": name,
+                "legendgroup": name,
+                "line": {"color": colour, "width": 2.5, "dash": dash, "shape": "hv"},
+                "hovertemplate": "%{x} NFE: best %{y:.4g}<extra>" + name + "</extra>",
+            }
+        )
         if rec is not None and rec.get("final_reward") is not None:
             used = int(rec.get("nfe_used") or xs[-1])
-            data.append(dict(type="scatter", x=[used], y=[rec["final_reward"]], mode="markers", legendgroup=name,
-                             showlegend=False, hovertemplate=f"{name}<br>returned sample: %{{y:.4g}} at %{{x}} NFE<extra></extra>",
-                             marker=dict(symbol="star", size=15, color=colour, line=dict(color="#1f2937", width=1))))
+            data.append(
+                {
+                    "type": "scatter",
+                    "x": [used],
+                    "y": [rec["final_reward"]],
+                    "mode": "markers",
+                    "legendgroup": name,
+                    "showlegend": False,
+                    "hovertemplate": f"{name}<br>returned sample: %{{y:.4g}} at %{{x}} NFE<extra></extra>",
+                    "marker": {"symbol": "star", "size": 15, "color": colour, "line": {"color": "#1f2937", "width": 1}},
+                }
+            )
             if rec is baseline:  # carry the baseline across the whole budget for comparison
-                data.append(dict(type="scatter", x=[used, max_nfe], y=[rec["final_reward"]] * 2, mode="lines",
-                                 showlegend=False, legendgroup=name, hoverinfo="skip",
-                                 line=dict(color=colour, width=1.5, dash="dot")))
-    layout: dict[str, Any] = dict(
-        xaxis=_axis("NFE spent (model evaluations)", rangemode="tozero", anchor="y"),
-        yaxis=_axis(f"best {reward_name} so far", anchor="x"))
+                data.append(
+                    {
+                        "type": "scatter",
+                        "x": [used, max_nfe],
+                        "y": [rec["final_reward"]] * 2,
+                        "mode": "lines",
+                        "showlegend": False,
+                        "legendgroup": name,
+                        "hoverinfo": "skip",
+                        "line": {"color": colour, "width": 1.5, "dash": "dot"},
+                    }
+                )
+    layout: dict[str, Any] = {
+        "xaxis": _axis("NFE spent (model evaluations)", rangemode="tozero", anchor="y"),
+        "yaxis": _axis(f"best {reward_name} so far", anchor="x"),
+    }
     annotations = []
     if smc:
-        traces, caption = _ess_traces(events, record)
+        traces, note = _ess_traces(events, record)
         data += traces
-        layout["yaxis"]["domain"] = [0.52, 1.0]
+        layout["yaxis"]["domain"] = [0.56, 1.0]
         layout["xaxis2"] = _axis("denoising step k", anchor="y2", domain=[0, 1])
-        layout["yaxis2"] = _axis("ESS", anchor="x2", domain=[0, 0.25], rangemode="tozero")
-        annotations.append(_subplot_title(caption, 0.5, 0.31))
+        layout["yaxis2"] = _axis("ESS", anchor="x2", domain=[0, 0.26], rangemode="tozero")
+        annotations.append(_subplot_title("SMC: effective sample size per step", 0.5, 0.31, note))
     return _figure(
-        data, "Best reward vs. NFE spent", "running best over all x̂0 evaluated · ★ the sample each run returned",
-        height=620 if smc else 430, annotations=annotations, margin=dict(b=40),
-        legend=dict(orientation="h", x=0, y=-0.1 if smc else -0.2, yanchor="top"), uirevision="reward", **layout)
+        data,
+        "Best reward vs. NFE spent",
+        "running best over all x̂0 evaluated · ★ the sample each run returned",
+        height=640 if smc else 430,
+        annotations=annotations,
+        margin={"b": 40},
+        legend={"orientation": "h", "x": 0, "y": -0.13 if smc else -0.2, "yanchor": "top"},
+        uirevision="reward",
+        **layout,
+    )
 
 
 def _ess_traces(events: Sequence[dict[str, Any]], record: dict[str, Any] | None) -> tuple[list[dict], str]:
@@ -637,28 +961,66 @@ def _ess_traces(events: Sequence[dict[str, Any]], record: dict[str, Any] | None)
             ess.append(float(e["ess"]))
         elif e.get("kind") == "resample":
             resampled += 1
-    data = [dict(type="bar", x=steps, y=ess, xaxis="x2", yaxis="y2", marker=dict(color="#14b8a6"), showlegend=False,
-                 name="ESS after reweighting", hovertemplate="step %{x}: ESS %{y:.2f}<extra></extra>")]
+    data = [
+        {
+            "type": "bar",
+            "x": steps,
+            "y": ess,
+            "xaxis": "x2",
+            "yaxis": "y2",
+            "marker": {"color": "#14b8a6"},
+            "showlegend": False,
+            "name": "ESS after reweighting",
+            "hovertemplate": "step %{x}: ESS %{y:.2f}<extra></extra>",
+        }
+    ]
     if n:
-        data.append(dict(type="scatter", x=[0.5, max(steps or [1]) + 0.5], y=[threshold * n] * 2, mode="lines",
-                         xaxis="x2", yaxis="y2", showlegend=False, hoverinfo="skip",
-                         line=dict(color="#6b7280", dash="dash")))
-    caption = (f"SMC: effective sample size after reweighting (bars); resample below {threshold:g}·N = "
-               f"{threshold * n:g} (dashed) · {resampled} resamplings")
-    return data, caption
+        data.append(
+            {
+                "type": "scatter",
+                "x": [0.5, max(steps or [1]) + 0.5],
+                "y": [threshold * n] * 2,
+                "mode": "lines",
+                "xaxis": "x2",
+                "yaxis": "y2",
+                "showlegend": False,
+                "hoverinfo": "skip",
+                "line": {"color": "#6b7280", "dash": "dash"},
+            }
+        )
+    note = f"after reweighting · dashed: resample below {threshold:g}·N = {threshold * n:g}"
+    note += f" · {resampled} resamplings"
+    return data, note
 
 
 # --------------------------------------------------------------------------------------------------
 # Comparing methods
 # --------------------------------------------------------------------------------------------------
-COMPARE_HEADERS = ["method", "process", "given reward", "held-out reward", "NFE spent", "budget", "wall time (s)", "note"]
+COMPARE_HEADERS = [
+    "method",
+    "process",
+    "given reward",
+    "held-out reward",
+    "NFE spent",
+    "budget",
+    "wall time (s)",
+    "note",
+]
 
 
 def compare_row(record: dict[str, Any] | None, method: str, process: str, note: str = "") -> list[Any]:
     """One table row; a run that failed (record None) keeps its note."""
     if record is None:
-        return [METHOD_LABELS.get(method, method), PROCESS_LABELS.get(process, process), None, None, None, None,
-                None, note]
+        return [
+            METHOD_LABELS.get(method, method),
+            PROCESS_LABELS.get(process, process),
+            None,
+            None,
+            None,
+            None,
+            None,
+            note,
+        ]
     cfg = record.get("config", {})
     return [
         METHOD_LABELS.get(method, method),
@@ -676,7 +1038,9 @@ def _significant(value: Any, digits: int = 4) -> float | None:
     return None if value is None else float(f"{float(value):.{digits}g}")
 
 
-def compare_figure(rows: Sequence[Sequence[Any]], reward_name: str = "reward", heldout_name: str = "held-out") -> go.Figure:
+def compare_figure(
+    rows: Sequence[Sequence[Any]], reward_name: str = "reward", heldout_name: str = "held-out"
+) -> go.Figure:
     """Bars: given and held-out reward of every method at one budget and seed."""
     done = [r for r in rows if r[2] is not None]
     title = "All methods at the same budget and seed"
@@ -686,22 +1050,50 @@ def compare_figure(rows: Sequence[Sequence[Any]], reward_name: str = "reward", h
     colours = [C_BASELINE if r[0] == METHOD_LABELS["ode"] else C_METHOD for r in done]
     held = [r[3] for r in done]
     data = [
-        dict(type="bar", x=names, y=[r[2] for r in done], marker=dict(color=colours), name="given", xaxis="x",
-             yaxis="y", text=[f"{r[2]:.3g}" for r in done], textposition="outside", cliponaxis=False),
-        dict(type="bar", x=names, y=held, marker=dict(color="#0d9488"), name="held-out", xaxis="x2", yaxis="y2",
-             text=[f"{v:.3g}" if v is not None else "" for v in held], textposition="outside", cliponaxis=False),
+        {
+            "type": "bar",
+            "x": names,
+            "y": [r[2] for r in done],
+            "marker": {"color": colours},
+            "name": "given",
+            "xaxis": "x",
+            "yaxis": "y",
+            "text": [f"{r[2]:.3g}" for r in done],
+            "textposition": "outside",
+            "cliponaxis": False,
+        },
+        {
+            "type": "bar",
+            "x": names,
+            "y": held,
+            "marker": {"color": "#0d9488"},
+            "name": "held-out",
+            "xaxis": "x2",
+            "yaxis": "y2",
+            "text": [f"{v:.3g}" if v is not None else "" for v in held],
+            "textposition": "outside",
+            "cliponaxis": False,
+        },
     ]
     budget = next((r[5] for r in done if r[0] != METHOD_LABELS["ode"]), None)
     given_range, held_range = _padded([r[2] for r in done]), _padded([v for v in held if v is not None])
-    titles = [_subplot_title(f"given reward: {reward_name}", 0.22, 1.0),
-              _subplot_title(f"held-out reward: {heldout_name}", 0.78, 1.0)]
+    titles = [
+        _subplot_title(f"given reward: {reward_name}", 0.22, 1.0),
+        _subplot_title(f"held-out reward: {heldout_name}", 0.78, 1.0),
+    ]
     return _figure(
-        data, title, f"{budget} NFE each (the ODE baseline is one trajectory) · higher is better", height=460,
-        showlegend=False, annotations=titles, margin=dict(t=110),
+        data,
+        title,
+        f"{budget} NFE each (the ODE baseline is one trajectory) · higher is better",
+        height=460,
+        showlegend=False,
+        annotations=titles,
+        margin={"t": 110},
         xaxis=_axis("", domain=[0, 0.44], anchor="y"),
         yaxis=_axis("reward of the returned sample", anchor="x", range=given_range),
         xaxis2=_axis("", domain=[0.56, 1.0], anchor="y2"),
-        yaxis2=_axis("held-out reward", anchor="x2", range=held_range))
+        yaxis2=_axis("held-out reward", anchor="x2", range=held_range),
+    )
 
 
 def _padded(values: Sequence[float]) -> list[float] | None:
@@ -729,10 +1121,13 @@ def side_by_side_markdown(runs: Sequence[tuple[str, dict[str, Any] | None]]) -> 
     given, held = cfg.get("reward", "reward"), cfg.get("heldout", "held-out")
     header = "| | " + " | ".join(f"**{name}**" for name, _ in runs) + " |"
     rule = "|---|" + "---:|" * len(runs)
-    lines = [header, rule,
-             f"| given reward `{given}` | " + " | ".join(_fmt(r.get("final_reward")) for _, r in runs) + " |",
-             f"| held-out reward `{held}` | " + " | ".join(_fmt(r.get("heldout_reward")) for _, r in runs) + " |",
-             "| NFE spent / budget | " + " | ".join(f"{r.get('nfe_used')} / {r.get('nfe_budget')}" for _, r in runs) + " |"]
+    lines = [
+        header,
+        rule,
+        f"| given reward `{given}` | " + " | ".join(_fmt(r.get("final_reward")) for _, r in runs) + " |",
+        f"| held-out reward `{held}` | " + " | ".join(_fmt(r.get("heldout_reward")) for _, r in runs) + " |",
+        "| NFE spent / budget | " + " | ".join(f"{r.get('nfe_used')} / {r.get('nfe_budget')}" for _, r in runs) + " |",
+    ]
     if any(r.get("accuracy") is not None for _, r in runs):
         lines.append("| accuracy | " + " | ".join(_fmt(r.get("accuracy")) for _, r in runs) + " |")
     return "\n".join(lines)
@@ -771,7 +1166,7 @@ def preview_strip(previews_by_step: dict[int, tuple[Any, float, float]]) -> list
     """Gallery items: the best x̂0 preview of each step, captioned with step, t and reward."""
     items = []
     for step in sorted(previews_by_step):
-        image, t, reward = previews_by_step[step]
+        image, _t, reward = previews_by_step[step]
         arr = to_uint8_image(image)
         if arr is not None:
             items.append((arr, f"step {step}: r={reward:.3g}"))
