@@ -101,7 +101,6 @@ def prepare(cfg: RunConfig, world: World | None = None) -> tuple[RunConfig, Worl
 def stream(cfg: RunConfig, world: World | None = None) -> Iterator[Event]:
     """Run a config, yielding trace events; the final event ("done") carries `_output` (a RunOutput)."""
     cfg, world, params = prepare(cfg, world)
-    start_time = time.perf_counter()  # after loading: wall time measures the run, not the model download
     process = make_process(cfg.process, cfg.g_schedule, cfg.g_norm, cfg.beta_min, cfg.beta_max)
     try:
         grid = make_grid(GridSpec(cfg.grid, cfg.steps, cfg.grid_space, cfg.shift), process)
@@ -119,12 +118,22 @@ def stream(cfg: RunConfig, world: World | None = None) -> Iterator[Event]:
         previews=world.previews,
     )
     yield Event("start", -1, 0, {"config": cfg.to_dict(), "grid": grid.tolist(), "world": world.info})
-    runner = METHODS[cfg.method][1]
+    # Wall time counts only the time spent inside the engine, not model loading and not the time a
+    # consumer (the app drawing plots) holds each event before asking for the next.
+    busy, mark = 0.0, time.perf_counter()
+    steps = METHODS[cfg.method][1](ctx, params)
     try:
-        result: SearchResult = yield from runner(ctx, params)
+        while True:
+            event = next(steps)
+            busy += time.perf_counter() - mark
+            yield event
+            mark = time.perf_counter()
+    except StopIteration as stop:
+        result: SearchResult = stop.value
     except ValueError as exc:  # a method found the budget/settings infeasible before spending
         raise ConfigError("nfe" if "nfe" in str(exc) else "params", str(exc)) from None
-    output = _finish(cfg, world, ctx, model, result, time.perf_counter() - start_time)
+    busy += time.perf_counter() - mark
+    output = _finish(cfg, world, ctx, model, result, busy)
     yield Event("done", -1, ctx.ledger.used, {"_output": output, "final_reward": output.record.final_reward})
 
 
