@@ -49,7 +49,7 @@ def test_six_concurrent_requests_equal_the_same_requests_alone(url):
     alone = [record_of(url, kw) for kw in REQUESTS]
     with ThreadPoolExecutor(max_workers=6) as pool:
         together = list(pool.map(lambda kw: record_of(url, kw), REQUESTS))
-    for a, b, kw in zip(alone, together, REQUESTS):
+    for a, b, kw in zip(alone, together, REQUESTS, strict=True):
         assert a == b, kw
 
 

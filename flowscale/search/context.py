@@ -75,7 +75,7 @@ class Ledger:
 
     def charge(self, steps: torch.Tensor, rewards: torch.Tensor) -> None:
         self.reserve(steps.numel())
-        for k, n in zip(*torch.unique(steps, return_counts=True)):
+        for k, n in zip(*torch.unique(steps, return_counts=True), strict=True):
             self.nfe_per_step[int(k)] += int(n)
         best = float(rewards.max())
         if self.best_reward_by_nfe:

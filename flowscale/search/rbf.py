@@ -155,8 +155,7 @@ def _run_code(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, Search
     quota[0] = n * init
     starts = yield from _initial(ctx, n, init)
     chains = [Chain(c, starts.take(c), float(starts.reward[c]), q0) for c in range(n)]
-    for c in chains:
-        quota[1] += q0
+    quota[1] = n * q0
     while ctx.ledger.used + n < ctx.budget:
         cands = _draw(ctx, chains)
         for i, chain in enumerate(chains):
