@@ -580,6 +580,11 @@ def _stream_session(
     method = snap.phases["method"]
     path = save_record(method.record)
     final = {
+        # The finished figures again: a client that missed a streamed update (a busy browser can drop
+        # one) still ends on the finished plots.
+        ui.plot_paths: paths,
+        ui.plot_budget: budget,
+        ui.plot_reward: reward,
         ui.state: state,
         ui.record_file: gr.update(value=path, visible=True),
         ui.status: "**Done** · " + _summary(method.record) + ("" if verdict is None else f"  \n{verdict(method)}"),
