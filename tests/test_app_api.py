@@ -3,7 +3,6 @@ handlers (config building, record upload, replay) called directly."""
 
 import json
 import os
-import socket
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,14 +15,9 @@ from gradio_client import Client
 
 from flowscale import ConfigError, RunConfig
 from flowscale.ui import build_demo, handlers, launch
+from tests.helpers import free_port
 
 TIMING = ("wall_time_s", "model_time_s", "reward_time_s")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """Many visitors at once: concurrent /run requests do not change each other's results."""
 
 import os
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -11,17 +10,12 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 from gradio_client import Client
 
 from flowscale.ui import build_demo, launch
+from tests.helpers import free_port
 
 TIMING = ("wall_time_s", "model_time_s", "reward_time_s")
 REQUESTS = [dict(method=m, process=p, nfe=120, seed=s) for s, (m, p) in enumerate(
     [("rbf", "vp-sde"), ("smc", "linear-sde"), ("svdd", "linear-sde"), ("bon", "linear-ode"),
      ("code", "vp-sde"), ("rbf", "linear-sde")])]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

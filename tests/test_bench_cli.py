@@ -2,12 +2,13 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,9 +80,7 @@ def _rows(path: Path) -> list[dict]:
 def test_bench_single_and_sharded_agree(tmp_path):
     single = cli(*BENCH, "--out", str(tmp_path / "one"))
     assert single.returncode == 0, single.stderr
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
                 "127.0.0.1", "--master_port", str(port), "-m"]
     sharded = cli(*BENCH, "--out", str(tmp_path / "two"), runner=torchrun)
