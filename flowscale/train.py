@@ -101,6 +101,12 @@ def train_shapes(args: argparse.Namespace) -> None:
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
         ema = load_net(ckpt / "ema")
         print(f"resumed from {ckpt} at step {step}", flush=True)
+    elif args.init:
+        # Fine-tune from exported weights (e.g. assets/shapes): weights only, fresh optimizer and schedule.
+        net = load_net(args.init).train()
+        opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
+        ema = copy.deepcopy(net)
+        print(f"initialised from {args.init}", flush=True)
     else:
         ema = copy.deepcopy(net)
     net.train()
@@ -165,6 +171,7 @@ def train_shapes(args: argparse.Namespace) -> None:
             "batch": args.batch,
             "lr": args.lr,
             "cosine": args.cosine,
+            "init": args.init,
             "ema": args.ema,
             "p_null": args.p_null,
             "seed": args.seed,
@@ -186,21 +193,32 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--out", default=None, help="checkpoint folder (default runs/<what>_train)")
     p.add_argument("--export", default=None, help="export folder (default assets/shapes)")
-    p.add_argument("--resume", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--init", default=None, help="start from exported weights in this folder (e.g. assets/shapes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--max-minutes", type=float, default=None, help="stop (and export) after this wall time")
+    p.add_argument(
+        "--max-minutes", type=float, default=None, help="stop (and export) after this wall time (shapes: 60)"
+    )
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--p-null", type=float, default=0.1)
     p.add_argument("--warmup", type=int, default=200)
-    p.add_argument("--cosine", action="store_true", help="cosine learning-rate decay to 10 %% at --steps")
+    p.add_argument(
+        "--cosine",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="cosine learning-rate decay to 10 %% at --steps (shapes: on)",
+    )
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--ckpt-every", type=int, default=250)
     args = p.parse_args(argv)
     if args.what == "shapes":
-        args.steps = args.steps or 4000
+        # About 60 minutes on an idle 2-core CPU (0.45 s per step at batch 64 with 2 threads).
+        args.steps = args.steps or 8000
         args.batch = args.batch or 64
         args.lr = args.lr or 3e-4
+        args.cosine = True if args.cosine is None else args.cosine
+        args.max_minutes = 60.0 if args.max_minutes is None else args.max_minutes
         train_shapes(args)
     else:
         from flowscale.worlds.shapes.verifier import train_verifier

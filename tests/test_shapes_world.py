@@ -239,30 +239,3 @@ def test_shipped_verifier_loads_and_counts_clean_scenes() -> None:
     preds = verifier.predict_counts(torch.as_tensor(np.stack(imgs)))
     acc = np.mean([torch.equal(p, scenes.spec_to_vector(s).double()) for p, s in zip(preds, specs, strict=True)])
     assert acc >= 0.7
-
-
-def test_training_checkpoint_resume(tmp_path: Path) -> None:
-    from flowscale import train
-
-    common = [
-        "shapes",
-        "--batch",
-        "2",
-        "--out",
-        str(tmp_path / "run"),
-        "--export",
-        str(tmp_path / "export"),
-        "--ckpt-every",
-        "1",
-        "--log-every",
-        "1",
-        "--threads",
-        "1",
-    ]
-    train.main([*common, "--steps", "2"])
-    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
-    assert state["step"] == 2
-    train.main([*common, "--steps", "3", "--resume"])
-    config = json.loads((tmp_path / "export" / "config.json").read_text())
-    assert config["training"]["steps"] == 3
-    assert (tmp_path / "export" / "model.safetensors").is_file()
