@@ -1,8 +1,13 @@
-"""Shapes world: model speed (ms per image-NFE), detector/verifier accuracy, base exact-count accuracy.
+"""Shapes world: model speed (ms per image-NFE), a 500-NFE RBF run end to end, detector/verifier accuracy,
+base exact-count accuracy.
 
-    python benchmarks/bench_shapes_speed.py                 # speed at batch 1, 8, 32, 64
+    python benchmarks/bench_shapes_speed.py                 # speed at batch 1, 8, 32, 64 + RBF 500 NFE
     python benchmarks/bench_shapes_speed.py --eval          # + accuracies and assets/shapes/samples.png
     python benchmarks/bench_shapes_speed.py --model DIR     # another checkpoint folder
+
+RBF run: the issue's acceptance run (`--method rbf --process vp-sde --nfe 500` on "3 red circles and 2 blue
+squares", world defaults) through flowscale.run, seeds 0..R-1; wall time covers the whole run (model, SDE
+arithmetic, rewards, trace) after the model is loaded; the model time alone is printed beside it.
 
 Base accuracy: one plain Euler ODE sample (30 uniform steps from t = 1 to 0, velocity u = eps - x0,
 x <- x - dt * u) per prompt of assets/shapes/prompts_count.txt, scored by the detector and the verifier.
@@ -44,6 +49,29 @@ def time_forward(model: ShapesFlowModel, batch: int, repeats: int) -> float:
         model.velocity(x, t, cond)
         times.append(time.perf_counter() - start)
     return 1000.0 * float(np.median(times)) / batch
+
+
+def time_rbf_run(model_dir: str, repeats: int) -> dict[str, float]:
+    """Median wall and model seconds of the acceptance RBF run (500 NFE, VP-SDE) over seeds 0..repeats-1."""
+    from flowscale import RunConfig, run
+
+    walls, models = [], []
+    for seed in range(repeats):
+        cfg = RunConfig(
+            model="shapes",
+            model_path=model_dir,
+            prompt="3 red circles and 2 blue squares",
+            method="rbf",
+            process="vp-sde",
+            nfe=500,
+            seed=seed,
+        )
+        start = time.perf_counter()
+        record = run(cfg).record
+        walls.append(time.perf_counter() - start)
+        models.append(record.model_time_s)
+        assert record.nfe_used == 500
+    return {"wall_s": float(np.median(walls)), "model_s": float(np.median(models)), "runs": repeats}
 
 
 def detector_accuracy(n: int = 1000) -> float:
@@ -113,6 +141,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--eval", action="store_true", help="also measure accuracies and save samples.png")
+    p.add_argument("--rbf-runs", type=int, default=3, help="repeats of the 500-NFE RBF run (0 to skip)")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--grid", default=str(ROOT / "assets" / "shapes" / "samples.png"))
@@ -124,6 +153,13 @@ def main() -> None:
         ms = time_forward(model, batch, args.repeats)
         result["ms_per_image_nfe"][batch] = round(ms, 2)
         print(f"batch {batch:3d}: {ms:7.2f} ms per image-NFE ({ms * batch:8.1f} ms per call)", flush=True)
+    if args.rbf_runs:
+        # The first run also pays for loading the detector and verifier; time it apart.
+        time_rbf_run(args.model, 1)
+        rbf = time_rbf_run(args.model, args.rbf_runs)
+        result["rbf_500_vp_sde"] = rbf
+        print(f"RBF 500 NFE vp-sde end to end: {rbf['wall_s']:.2f} s wall, {rbf['model_s']:.2f} s in the model "
+              f"(median of {args.rbf_runs})", flush=True)
     if args.eval:
         result["detector_clean_accuracy_1000"] = detector_accuracy(1000)
         print(f"detector exact-count accuracy on 1000 clean scenes: {result['detector_clean_accuracy_1000']:.3f}")

@@ -239,3 +239,22 @@ def test_shipped_verifier_loads_and_counts_clean_scenes() -> None:
     preds = verifier.predict_counts(torch.as_tensor(np.stack(imgs)))
     acc = np.mean([torch.equal(p, scenes.spec_to_vector(s).double()) for p, s in zip(preds, specs, strict=True)])
     assert acc >= 0.7
+
+
+def test_configs_without_newer_keys_load_as_the_architecture_they_were_trained_with(tmp_path: Path) -> None:
+    """A checkpoint whose config.json predates a key must not silently get the new default for it."""
+    from flowscale.worlds.shapes.model import LEGACY_CONFIG, ShapesVelocityNet, load_net, save_net
+
+    torch.manual_seed(0)
+    old = ShapesVelocityNet(dict(LEGACY_CONFIG)).eval()
+    save_net(old, tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    for key in LEGACY_CONFIG:
+        del config[key]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    again = load_net(tmp_path)
+    assert {k: again.config[k] for k in LEGACY_CONFIG} == LEGACY_CONFIG
+    x, t, cond = torch.randn(2, 3, 32, 32), torch.tensor([0.3, 0.8]), torch.tensor([[1.0] + [0.0] * 11] * 2)
+    with torch.no_grad():
+        assert torch.equal(old(x, t, cond), again(x, t, cond))
+    assert ShapesVelocityNet().config["resnet_time_scale_shift"] == "scale_shift"

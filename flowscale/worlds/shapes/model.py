@@ -6,11 +6,14 @@ toward data is x_{t - dt} = x_t - dt * u. The UNet receives the timestep as t * 
 
 Architecture: the 32x32 RGB image is folded 2x2 into a 16x16x12 tensor (pixel_unshuffle, like a DiT
 patch size of 2; this is what keeps a forward at batch 32 under ~160 ms on 2 CPU cores), passed through
-a small UNet2DModel (16 -> 8 -> 4, attention at 4x4 and in the mid block), and unfolded back. The
+a small UNet2DModel (16 -> 8 -> 4, attention at 8x8, 4x4 and in the mid block), and unfolded back. The
 condition is the 12-dim count vector (CLASSES order, scenes.py); it is encoded as one-hot counts 0..6 per
 class plus the raw counts / 6, projected by a 2-layer MLP to the time-embedding width and added to the
-time embedding through `class_embed_type="identity"`. The all-zero count vector is the null condition
-(dropped 10 % of the time in training), so classifier-free guidance is available via `guidance_scale`.
+time embedding through `class_embed_type="identity"`; every ResNet block turns that embedding into a
+GroupNorm scale and shift (`resnet_time_scale_shift="scale_shift"`). The all-zero count vector is the null
+condition (dropped 10 % of the time in training), so classifier-free guidance is available via
+`guidance_scale`. Configs written before `resnet_time_scale_shift` / `attention_levels` existed load as
+the architecture they were trained with (LEGACY_CONFIG).
 """
 
 from __future__ import annotations
@@ -39,7 +42,15 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "norm_num_groups": 8,
     "max_count": MAX_OBJECTS,
     "n_classes": N_CLASSES,
+    # How the time + count embedding enters each ResNet block: "scale_shift" (AdaGN, as in ADM) gates
+    # features by the condition, which binds counts to colours and shapes far better than "default"
+    # (a per-channel bias).
+    "resnet_time_scale_shift": "scale_shift",
+    # Self-attention in this many of the lowest-resolution levels (1: 4x4 only, 2: 8x8 and 4x4).
+    "attention_levels": 2,
 }
+# Keys that configs written before they existed must read as their old behaviour, not the new default.
+LEGACY_CONFIG: dict[str, Any] = {"resnet_time_scale_shift": "default", "attention_levels": 1}
 
 
 def encode_counts(cond: torch.Tensor, max_count: int = MAX_OBJECTS) -> torch.Tensor:
@@ -60,8 +71,7 @@ class ShapesVelocityNet(nn.Module):
         c = self.config
         channels = tuple(c["block_out_channels"])
         n_levels = len(channels)
-        attn_down = "AttnDownBlock2D" if c["attention"] else "DownBlock2D"
-        attn_up = "AttnUpBlock2D" if c["attention"] else "UpBlock2D"
+        n_attn = min(n_levels, c["attention_levels"]) if c["attention"] else 0
         in_ch = 3 * c["patch"] ** 2
         self.unet = UNet2DModel(
             sample_size=c["image_size"] // c["patch"],
@@ -69,12 +79,13 @@ class ShapesVelocityNet(nn.Module):
             out_channels=in_ch,
             block_out_channels=channels,
             layers_per_block=c["layers_per_block"],
-            down_block_types=("DownBlock2D",) * (n_levels - 1) + (attn_down,),
-            up_block_types=(attn_up,) + ("UpBlock2D",) * (n_levels - 1),
+            down_block_types=("DownBlock2D",) * (n_levels - n_attn) + ("AttnDownBlock2D",) * n_attn,
+            up_block_types=("AttnUpBlock2D",) * n_attn + ("UpBlock2D",) * (n_levels - n_attn),
             attention_head_dim=c["attention_head_dim"],
             norm_num_groups=c["norm_num_groups"],
             add_attention=c["attention"],
             class_embed_type="identity",
+            resnet_time_scale_shift=c["resnet_time_scale_shift"],
         )
         temb = channels[0] * 4
         n_feat = c["n_classes"] * (c["max_count"] + 1) + c["n_classes"]
@@ -167,7 +178,7 @@ def load_net(folder: str | Path) -> ShapesVelocityNet:
     if not config_path.is_file() or not weights_path.is_file():
         raise FileNotFoundError(f"{folder} must hold {CONFIG_NAME} and {WEIGHTS_NAME}")
     config = json.loads(config_path.read_text())
-    net = ShapesVelocityNet({k: v for k, v in config.items() if k in DEFAULT_CONFIG})
+    net = ShapesVelocityNet({**LEGACY_CONFIG, **{k: v for k, v in config.items() if k in DEFAULT_CONFIG}})
     net.load_state_dict(load_file(str(weights_path)))
     return net.eval()
 
