@@ -117,7 +117,8 @@ def train_shapes(args: argparse.Namespace) -> None:
     start = time.time()
     loss_avg = None
     bar = tqdm(total=args.steps, initial=step, mininterval=20, desc="shapes")
-    while step < args.steps:
+    last = min(args.steps, args.until or args.steps)
+    while step < last:
         elapsed = elapsed_before + time.time() - start
         if args.max_minutes and elapsed > args.max_minutes * 60:
             print(f"time budget of {args.max_minutes} min reached at step {step}", flush=True)
@@ -168,6 +169,7 @@ def train_shapes(args: argparse.Namespace) -> None:
     info = {
         "training": {
             "steps": step,
+            "schedule_steps": args.steps,
             "batch": args.batch,
             "lr": args.lr,
             "cosine": args.cosine,
@@ -188,7 +190,8 @@ def train_shapes(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m flowscale.train", description=__doc__.split("\n")[0])
     p.add_argument("what", choices=["shapes", "verifier"])
-    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None, help="length of the run and of its learning-rate schedule")
+    p.add_argument("--until", type=int, default=None, help="stop at this step; the schedule still spans --steps")
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--out", default=None, help="checkpoint folder (default runs/<what>_train)")
@@ -198,7 +201,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
-        "--max-minutes", type=float, default=None, help="stop (and export) after this wall time (shapes: 60)"
+        "--max-minutes",
+        type=float,
+        default=None,
+        help="stop (and export) after this wall time; 0 = no limit (shapes: 55)",
     )
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--p-null", type=float, default=0.1)

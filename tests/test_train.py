@@ -21,16 +21,17 @@ def _train(out: Path, export: Path, *extra: str) -> dict[str, torch.Tensor]:
 
 
 def test_resume_continues_the_same_run(tmp_path: Path) -> None:
-    straight = _train(tmp_path / "a", tmp_path / "a_export", "--steps", "4")
-    _train(tmp_path / "b", tmp_path / "b_export", "--steps", "2")
+    # --until stops early without changing the schedule (cosine over --steps), so stop + resume = one run.
+    straight = _train(tmp_path / "a", tmp_path / "a_export", "--steps", "4", "--cosine", "--warmup", "1")
+    _train(tmp_path / "b", tmp_path / "b_export", "--steps", "4", "--until", "2", "--cosine", "--warmup", "1")
     state = json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())
     assert state["step"] == 2
-    resumed = _train(tmp_path / "b", tmp_path / "b_export", "--steps", "4", "--resume")
+    resumed = _train(tmp_path / "b", tmp_path / "b_export", "--steps", "4", "--resume", "--cosine", "--warmup", "1")
     assert straight.keys() == resumed.keys()
     for name, value in straight.items():
         assert torch.equal(value, resumed[name]), name
     config = json.loads((tmp_path / "b_export" / "config.json").read_text())
-    assert config["training"]["steps"] == 4
+    assert config["training"]["steps"] == 4 and config["training"]["schedule_steps"] == 4
 
 
 def test_different_seed_gives_different_weights(tmp_path: Path) -> None:
