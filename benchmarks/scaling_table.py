@@ -1,6 +1,8 @@
-"""Print a bench results.json as the paper's Table 4: count error (RSS = -reward) and accuracy per NFE.
+"""Print bench results.json files as the paper's Table 4: count error (RSS = -reward) and accuracy per NFE.
 
-    python benchmarks/scaling_table.py runs/bench_shapes/results.json
+    python benchmarks/scaling_table.py runs/bench_shapes/results.json [more results.json ...]
+
+Rows of several files (e.g. one bench per method) go into one table; a missing budget prints "-".
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ import sys
 from collections import defaultdict
 
 
-def main(path: str) -> None:
-    rows = json.loads(open(path).read())["rows"]
+def main(*paths: str) -> None:
+    rows = [row for path in paths for row in json.loads(open(path).read())["rows"]]
     budgets = sorted({r["nfe"] for r in rows if r["method"] != "ode"})
     table: dict[tuple[str, str], dict[int, dict]] = defaultdict(dict)
     for r in rows:
@@ -33,4 +35,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])
