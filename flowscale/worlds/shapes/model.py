@@ -43,8 +43,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "max_count": MAX_OBJECTS,
     "n_classes": N_CLASSES,
     # How the time + count embedding enters each ResNet block: "scale_shift" (AdaGN, as in ADM) gates
-    # features by the condition, which binds counts to colours and shapes far better than "default"
-    # (a per-channel bias).
+    # features by the condition; "default" (a per-channel bias) needed twice the training steps for the
+    # same loss and bound counts to colours worse (assets/shapes/MODEL_CARD.md).
     "resnet_time_scale_shift": "scale_shift",
     # Self-attention in this many of the lowest-resolution levels (1: 4x4 only, 2: 8x8 and 4x4).
     "attention_levels": 2,
