@@ -85,30 +85,29 @@ def train_shapes(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    torch.manual_seed(args.seed)  # parameter init only
-    net = ShapesVelocityNet()
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
     step, elapsed_before = 0, 0.0
     ckpt = out / "checkpoint"
-    if args.resume and (ckpt / "state.json").is_file():
+    resume = args.resume and (ckpt / "state.json").is_file()
+    if resume:
+        net, ema = load_net(ckpt / "model"), load_net(ckpt / "ema")
+    elif args.init:
+        # Fine-tune from exported weights (e.g. assets/shapes): weights only, fresh optimizer and schedule.
+        net = load_net(args.init)
+        ema = copy.deepcopy(net)
+        print(f"initialised from {args.init}", flush=True)
+    else:
+        torch.manual_seed(args.seed)  # parameter init only
+        net = ShapesVelocityNet()
+        ema = copy.deepcopy(net)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
+    if resume:
         state = json.loads((ckpt / "state.json").read_text())
-        net = load_net(ckpt / "model").train()
-        opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
         tensors = load_file(str(ckpt / "optimizer.safetensors"))
         gen.set_state(tensors.pop("torch_generator_state"))
         _unflatten_optimizer(opt, tensors, state["param_groups"])
         rng.bit_generator.state = state["numpy_rng"]
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
-        ema = load_net(ckpt / "ema")
         print(f"resumed from {ckpt} at step {step}", flush=True)
-    elif args.init:
-        # Fine-tune from exported weights (e.g. assets/shapes): weights only, fresh optimizer and schedule.
-        net = load_net(args.init).train()
-        opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0, betas=(0.9, 0.99))
-        ema = copy.deepcopy(net)
-        print(f"initialised from {args.init}", flush=True)
-    else:
-        ema = copy.deepcopy(net)
     net.train()
     ema.eval().requires_grad_(False)
     n_params = sum(p.numel() for p in net.parameters())

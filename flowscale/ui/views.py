@@ -324,6 +324,23 @@ class PathSets:
 MAX_MARKERS = 1200  # pruned crosses drawn individually (the newest ones); their edges are always all drawn
 
 
+
+def _particle_markers(
+    trace: Trace, coords: np.ndarray, idx: Any, name: str, marker: dict[str, Any], reward_name: str, **extra: Any
+) -> dict[str, Any]:
+    """A scatter of the trace rows `idx` at `coords`, hovering each particle's step, reward and lineage."""
+    return {
+        "type": "scatter",
+        "x": coords[idx, 0],
+        "y": coords[idx, 1],
+        "mode": "markers",
+        "name": name,
+        "marker": marker,
+        "text": _hover(trace, idx, reward_name),
+        "hoverinfo": "text",
+        **extra,
+    }
+
 def split_paths(trace: Trace, record: dict[str, Any] | None) -> PathSets:
     """Continued = has children; current = leaves of the newest batch (of the last step once finished);
     pruned = every other leaf."""
@@ -524,16 +541,14 @@ def paths_2d_figure(
             shown = rows.pruned[-MAX_MARKERS:]  # thousands of SVG markers redrawn every step would stall the browser
             more = f" (newest {MAX_MARKERS} of {len(rows.pruned)})" if len(rows.pruned) > MAX_MARKERS else ""
             data.append(
-                {
-                    "type": "scatter",
-                    "x": trace.states[shown, 0],
-                    "y": trace.states[shown, 1],
-                    "mode": "markers",
-                    "name": "pruned / rejected candidates" + more,
-                    "marker": {"symbol": "x", "size": 6, "color": C_PRUNED},
-                    "text": _hover(trace, shown, reward_name),
-                    "hoverinfo": "text",
-                }
+                _particle_markers(
+                    trace,
+                    trace.states,
+                    shown,
+                    "pruned / rejected candidates" + more,
+                    {"symbol": "x", "size": 6, "color": C_PRUNED},
+                    reward_name,
+                )
             )
         if "x0" in layers:
             data.append(
@@ -548,16 +563,14 @@ def paths_2d_figure(
                 }
             )
         data.append(
-            {
-                "type": "scatter",
-                "x": trace.states[rows.current, 0],
-                "y": trace.states[rows.current, 1],
-                "mode": "markers",
-                "name": "final particles" if record is not None else "current particles",
-                "marker": {"size": 7, "color": C_METHOD, "line": {"color": "white", "width": 1}},
-                "text": _hover(trace, rows.current, reward_name),
-                "hoverinfo": "text",
-            }
+            _particle_markers(
+                trace,
+                trace.states,
+                rows.current,
+                "final particles" if record is not None else "current particles",
+                {"size": 7, "color": C_METHOD, "line": {"color": "white", "width": 1}},
+                reward_name,
+            )
         )
     if "baseline" in layers and len(baseline):
         order = np.argsort(baseline.steps, kind="stable")
@@ -689,29 +702,27 @@ def image_paths_figure(trace: Trace, record: dict[str, Any] | None) -> go.Figure
             if len(rows.pruned):
                 shown = rows.pruned[-MAX_MARKERS:]
                 data.append(
-                    dict(
-                        common,
-                        x=coords[shown, 0],
-                        y=coords[shown, 1],
-                        mode="markers",
-                        marker={"symbol": "x", "size": 6, "color": C_PRUNED},
-                        name="pruned / rejected candidates",
+                    _particle_markers(
+                        trace,
+                        coords,
+                        shown,
+                        "pruned / rejected candidates",
+                        {"symbol": "x", "size": 6, "color": C_PRUNED},
+                        reward_name,
+                        **common,
                         legendgroup="pruned",
-                        text=_hover(trace, shown, reward_name),
-                        hoverinfo="text",
                     )
                 )
             data.append(
-                dict(
-                    common,
-                    x=coords[rows.current, 0],
-                    y=coords[rows.current, 1],
-                    mode="markers",
-                    marker={"size": 7, "color": C_METHOD},
+                _particle_markers(
+                    trace,
+                    coords,
+                    rows.current,
+                    "final particles" if record is not None else "current particles",
+                    {"size": 7, "color": C_METHOD},
+                    reward_name,
+                    **common,
                     legendgroup="current",
-                    name="final particles" if record is not None else "current particles",
-                    text=_hover(trace, rows.current, reward_name),
-                    hoverinfo="text",
                 )
             )
             if rows.returned:
