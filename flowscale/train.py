@@ -86,6 +86,7 @@ def train_shapes(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     step, elapsed_before = 0, 0.0
+    earlier: list[dict] = []  # the stages (one call each) that led to the checkpoint being resumed
     ckpt = out / "checkpoint"
     resume = args.resume and (ckpt / "state.json").is_file()
     if resume:
@@ -107,20 +108,41 @@ def train_shapes(args: argparse.Namespace) -> None:
         _unflatten_optimizer(opt, tensors, state["param_groups"])
         rng.bit_generator.state = state["numpy_rng"]
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
+        # Checkpoints written before stages were recorded: keep what is known, that they reached `step`.
+        earlier = state.get("stages") or [{"start_step": 0, "end_step": step}]
         print(f"resumed from {ckpt} at step {step}", flush=True)
     net.train()
     ema.eval().requires_grad_(False)
     n_params = sum(p.numel() for p in net.parameters())
     print(f"shapes: {n_params / 1e6:.3f} M parameters, batch {args.batch}, steps {args.steps}", flush=True)
 
-    start = time.time()
-    loss_avg = None
+    start, start_step = time.time(), step
+    loss_avg, stopped_by = None, None
+
+    def stages() -> list[dict]:
+        # Weights that took several calls (e.g. --resume with a longer --steps) are reproducible only with
+        # every call's settings, so each call is recorded as one stage in the checkpoint and the export.
+        this = {
+            "start_step": start_step,
+            "end_step": step,
+            "schedule_steps": args.steps,
+            "lr": args.lr,
+            "cosine": args.cosine,
+            "batch": args.batch,
+            "init": args.init,
+            "wall_time_s": round(time.time() - start, 1),
+        }
+        if stopped_by:
+            this["stopped_by"] = stopped_by
+        return [*earlier, this]
+
     bar = tqdm(total=args.steps, initial=step, mininterval=20, desc="shapes")
     last = min(args.steps, args.until or args.steps)
     while step < last:
         elapsed = elapsed_before + time.time() - start
         if args.max_minutes and elapsed > args.max_minutes * 60:
             print(f"time budget of {args.max_minutes} min reached at step {step}", flush=True)
+            stopped_by = f"--max-minutes {args.max_minutes:g} (repeat without wall time: --until {step})"
             break
         x0, cond = sample_batch(rng, args.batch)
         # Null condition (all-zero counts) 10 % of the time, for optional classifier-free guidance.
@@ -159,11 +181,11 @@ def train_shapes(args: argparse.Namespace) -> None:
                 opt,
                 rng,
                 gen,
-                {"elapsed_s": elapsed_before + time.time() - start, "loss": loss_avg},
+                {"elapsed_s": elapsed_before + time.time() - start, "loss": loss_avg, "stages": stages()},
             )
     bar.close()
     wall = elapsed_before + time.time() - start
-    _save_checkpoint(out, step, net, ema, opt, rng, gen, {"elapsed_s": wall, "loss": loss_avg})
+    _save_checkpoint(out, step, net, ema, opt, rng, gen, {"elapsed_s": wall, "loss": loss_avg, "stages": stages()})
     export = Path(args.export) if args.export else ASSETS
     info = {
         "training": {
@@ -180,6 +202,7 @@ def train_shapes(args: argparse.Namespace) -> None:
             "final_loss_ema": loss_avg,
             "parameters": n_params,
             "weights": "EMA",
+            "stages": stages(),
         }
     }
     save_net(ema, export, extra=info)

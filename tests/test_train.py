@@ -32,6 +32,22 @@ def test_resume_continues_the_same_run(tmp_path: Path) -> None:
         assert torch.equal(value, resumed[name]), name
     config = json.loads((tmp_path / "b_export" / "config.json").read_text())
     assert config["training"]["steps"] == 4 and config["training"]["schedule_steps"] == 4
+    # Each call is one stage of the record, so a multi-call recipe can be repeated from the export alone.
+    stages = config["training"]["stages"]
+    assert [(s["start_step"], s["end_step"], s["schedule_steps"]) for s in stages] == [(0, 2, 4), (2, 4, 4)]
+
+
+def test_resume_with_longer_schedule_is_recorded_as_a_new_stage(tmp_path: Path) -> None:
+    _train(tmp_path / "a", tmp_path / "a_export", "--steps", "2")
+    state_path = tmp_path / "a" / "checkpoint" / "state.json"
+    state = json.loads(state_path.read_text())
+    # A checkpoint from before stages were recorded still tells where it stopped.
+    del state["stages"]
+    state_path.write_text(json.dumps(state))
+    _train(tmp_path / "a", tmp_path / "a_export", "--steps", "3", "--resume")
+    stages = json.loads((tmp_path / "a_export" / "config.json").read_text())["training"]["stages"]
+    assert stages[0] == {"start_step": 0, "end_step": 2}
+    assert (stages[1]["start_step"], stages[1]["end_step"], stages[1]["schedule_steps"]) == (2, 3, 3)
 
 
 def test_different_seed_gives_different_weights(tmp_path: Path) -> None:
