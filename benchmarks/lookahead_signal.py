@@ -28,7 +28,7 @@ from scipy.stats import spearmanr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from flowscale import RunConfig, run  # noqa: E402
+from flowscale import RunConfig, run
 
 
 def reward_paths(cfg: RunConfig) -> tuple[np.ndarray, list[float]]:

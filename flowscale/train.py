@@ -142,7 +142,7 @@ def train_shapes(args: argparse.Namespace) -> None:
         elapsed = elapsed_before + time.time() - start
         if args.max_minutes and elapsed > args.max_minutes * 60:
             print(f"time budget of {args.max_minutes} min reached at step {step}", flush=True)
-            stopped_by = f"--max-minutes {args.max_minutes:g} (repeat without wall time: --until {step})"
+            stopped_by = f"--max-minutes {args.max_minutes:g} (repeat without wall time: --until {step} --max-minutes 0)"
             break
         x0, cond = sample_batch(rng, args.batch)
         # Null condition (all-zero counts) 10 % of the time, for optional classifier-free guidance.
@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> None:
         "--max-minutes",
         type=float,
         default=None,
-        help="stop (and export) after this wall time; 0 = no limit (shapes: 55)",
+        help="stop (and export) once the run's total wall time, resumed calls included, passes this; "
+        "0 = no limit (shapes: 55)",
     )
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--p-null", type=float, default=0.1)
