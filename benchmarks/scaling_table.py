@@ -12,6 +12,12 @@ import sys
 from collections import defaultdict
 
 
+def cell(row: dict) -> str:
+    # 0.0 - reward: an exact run prints 0.00, not -0.00. Accuracy gets 3 decimals: with 40 prompts it
+    # moves in steps of 0.025.
+    return f"{0.0 - row['reward_mean']:.2f} / {row['accuracy_mean']:.3f}"
+
+
 def main(*paths: str) -> None:
     rows = [row for path in paths for row in json.loads(open(path).read())["rows"]]
     budgets = sorted({r["nfe"] for r in rows if r["method"] != "ode"})
@@ -24,13 +30,12 @@ def main(*paths: str) -> None:
     for (method, process), by_nfe in table.items():
         if method == "ode":
             (r,) = by_nfe.values()
-            cell = f"{-r['reward_mean']:.2f} / {r['accuracy_mean']:.2f}"
-            print(f"| ode (1 sample, {r['nfe']} NFE) | {process} | " + " | ".join([cell] * len(budgets)) + " |")
+            print(f"| ode (1 sample, {r['nfe']} NFE) | {process} | " + " | ".join([cell(r)] * len(budgets)) + " |")
             continue
         cells = []
         for n in budgets:
             r = by_nfe.get(n)
-            cells.append("-" if r is None else f"{-r['reward_mean']:.2f} / {r['accuracy_mean']:.2f}")
+            cells.append("-" if r is None else cell(r))
         print(f"| {method} | {process} | " + " | ".join(cells) + " |")
 
 
