@@ -29,6 +29,7 @@ from scipy.stats import spearmanr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from flowscale import RunConfig, run
+from flowscale.bench import read_prompts
 
 
 def reward_paths(cfg: RunConfig) -> tuple[np.ndarray, list[float]]:
@@ -65,7 +66,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write the table here")
     args = p.parse_args()
-    prompts = [line.strip() for line in Path(args.prompts).read_text().splitlines() if line.strip()]
+    prompts = read_prompts(args.prompts)
     table = {}
     for process in args.processes.split(","):
         per_prompt, grid = [], None

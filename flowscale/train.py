@@ -136,6 +136,10 @@ def train_shapes(args: argparse.Namespace) -> None:
             this["stopped_by"] = stopped_by
         return [*earlier, this]
 
+    def progress() -> dict:
+        # What a checkpoint stores beside the tensors; elapsed_s spans every call of the run.
+        return {"elapsed_s": elapsed_before + time.time() - start, "loss": loss_avg, "stages": stages()}
+
     bar = tqdm(total=args.steps, initial=step, mininterval=20, desc="shapes")
     last = min(args.steps, args.until or args.steps)
     while step < last:
@@ -173,19 +177,11 @@ def train_shapes(args: argparse.Namespace) -> None:
                 flush=True,
             )
         if step % args.ckpt_every == 0:
-            _save_checkpoint(
-                out,
-                step,
-                net,
-                ema,
-                opt,
-                rng,
-                gen,
-                {"elapsed_s": elapsed_before + time.time() - start, "loss": loss_avg, "stages": stages()},
-            )
+            _save_checkpoint(out, step, net, ema, opt, rng, gen, progress())
     bar.close()
-    wall = elapsed_before + time.time() - start
-    _save_checkpoint(out, step, net, ema, opt, rng, gen, {"elapsed_s": wall, "loss": loss_avg, "stages": stages()})
+    final = progress()
+    wall = final["elapsed_s"]
+    _save_checkpoint(out, step, net, ema, opt, rng, gen, final)
     export = Path(args.export) if args.export else ASSETS
     info = {
         "training": {
@@ -202,7 +198,7 @@ def train_shapes(args: argparse.Namespace) -> None:
             "final_loss_ema": loss_avg,
             "parameters": n_params,
             "weights": "EMA",
-            "stages": stages(),
+            "stages": final["stages"],
         }
     }
     save_net(ema, export, extra=info)

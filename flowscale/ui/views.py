@@ -324,7 +324,6 @@ class PathSets:
 MAX_MARKERS = 1200  # pruned crosses drawn individually (the newest ones); their edges are always all drawn
 
 
-
 def _particle_markers(
     trace: Trace, coords: np.ndarray, idx: Any, name: str, marker: dict[str, Any], reward_name: str, **extra: Any
 ) -> dict[str, Any]:
@@ -340,6 +339,7 @@ def _particle_markers(
         "hoverinfo": "text",
         **extra,
     }
+
 
 def split_paths(trace: Trace, record: dict[str, Any] | None) -> PathSets:
     """Continued = has children; current = leaves of the newest batch (of the last step once finished);
