@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from flowscale.train import main as train_main
+from flowscale.train import sample_times
 from flowscale.worlds.shapes.model import ShapesFlowModel
 
 TINY = ["--batch", "4", "--threads", "1", "--no-cosine", "--ckpt-every", "1000", "--log-every", "1000"]
@@ -68,3 +70,38 @@ def test_init_from_exported_weights_and_load_like_a_user(tmp_path: Path) -> None
     assert json.loads((tmp_path / "b_export" / "config.json").read_text())["training"]["init"] == str(
         tmp_path / "a_export"
     )
+
+
+def test_time_sampling_distributions() -> None:
+    n = 20000
+    uniform = sample_times("uniform", n, torch.Generator().manual_seed(0))
+    logit = sample_times("logit-normal", n, torch.Generator().manual_seed(0))
+    again = sample_times("logit-normal", n, torch.Generator().manual_seed(0))
+    assert torch.equal(logit, again)
+    for t in (uniform, logit):
+        assert float(t.min()) > 0.0 and float(t.max()) < 1.0
+
+    # sigmoid(N(0, 1)): median 1/2, and P(0.25 < t < 0.75) = P(|z| < logit(0.75) = 1.0986) = 0.728 (uniform: 0.5).
+    def middle(t: torch.Tensor) -> float:
+        return float(((t > 0.25) & (t < 0.75)).float().mean())
+
+    assert abs(float(logit.median()) - 0.5) < 0.02
+    assert abs(middle(logit) - 0.728) < 0.015 and abs(middle(uniform) - 0.5) < 0.015
+    with pytest.raises(ValueError, match="uniform or logit-normal"):
+        sample_times("beta", 4, torch.Generator())
+
+
+def test_logit_normal_run_is_recorded(tmp_path: Path) -> None:
+    _train(tmp_path / "a", tmp_path / "a_export", "--steps", "1", "--t-sampling", "logit-normal")
+    training = json.loads((tmp_path / "a_export" / "config.json").read_text())["training"]
+    assert training["t_sampling"] == "logit-normal" and training["stages"][0]["t_sampling"] == "logit-normal"
+
+
+def test_fast_and_plain_kernels_are_the_same_maths(tmp_path: Path) -> None:
+    # channels_last + fused AdamW only change float rounding: after two steps the weights agree closely.
+    fast = _train(tmp_path / "a", tmp_path / "a_export", "--steps", "2", "--kernels", "fast")
+    plain = _train(tmp_path / "b", tmp_path / "b_export", "--steps", "2", "--kernels", "plain")
+    for name, value in fast.items():
+        assert torch.allclose(value, plain[name], atol=1e-5, rtol=1e-4), name
+    stages = json.loads((tmp_path / "b_export" / "config.json").read_text())["training"]["stages"]
+    assert stages[0]["kernels"] == "plain"
