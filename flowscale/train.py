@@ -112,7 +112,7 @@ def train_shapes(args: argparse.Namespace) -> None:
         torch.manual_seed(args.seed)  # parameter init only
         net = ShapesVelocityNet()
         ema = copy.deepcopy(net)
-    # "fast": channels_last activations and the fused AdamW kernel, ~10-15 % less time per CPU step (the
+    # "fast": channels_last activations and the fused AdamW kernel, 7-15 % less time per CPU step (the
     # convolutions are ~60 % of it). Same maths as "plain" (contiguous tensors, foreach AdamW) but other
     # float rounding, so a recorded stage is repeated bit for bit only with the kernels it ran with.
     fast = args.kernels == "fast"
