@@ -42,6 +42,12 @@ def _unflatten_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Te
         pid, key = name.split(".", 1)
         state.setdefault(int(pid), {})[key] = value
     opt.load_state_dict({"state": state, "param_groups": groups})
+    # Checkpoints store contiguous tensors; the moment estimates must take their parameter's layout again
+    # (channels_last under --kernels fast), or the fused kernel pairs them with the wrong elements.
+    for param, st in opt.state.items():
+        for key, value in st.items():
+            if torch.is_tensor(value) and value.shape == param.shape:
+                st[key] = torch.empty_like(param).copy_(value)
 
 
 def _save_checkpoint(
@@ -124,12 +130,6 @@ def train_shapes(args: argparse.Namespace) -> None:
         tensors = load_file(str(ckpt / "optimizer.safetensors"))
         gen.set_state(tensors.pop("torch_generator_state"))
         _unflatten_optimizer(opt, tensors, state["param_groups"])
-        # Checkpoints store contiguous tensors; the moment estimates must take their parameter's layout
-        # again (channels_last for "fast"), or the fused kernel pairs them with the wrong elements.
-        for param, st in opt.state.items():
-            for key, value in st.items():
-                if torch.is_tensor(value) and value.shape == param.shape:
-                    st[key] = torch.empty_like(param).copy_(value)
         rng.bit_generator.state = state["numpy_rng"]
         step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
         # Checkpoints written before stages were recorded: keep what is known, that they reached `step`.
