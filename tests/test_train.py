@@ -92,11 +92,37 @@ def test_time_sampling_distributions() -> None:
     with pytest.raises(ValueError, match="uniform or logit-normal"):
         sample_times("beta", 4, torch.Generator())
 
+    # sigmoid(N(1, 1)), the shapes default: median sigmoid(1) = 0.731, P(t > 0.5) = P(z > -1) = 0.841.
+    shifted = sample_times("logit-normal", n, torch.Generator().manual_seed(0), mean=1.0)
+    assert abs(float(shifted.median()) - 0.731) < 0.01
+    assert abs(float((shifted > 0.5).float().mean()) - 0.841) < 0.01
+    narrow = sample_times("logit-normal", n, torch.Generator().manual_seed(0), std=0.5)
+    assert middle(narrow) > 0.97  # P(|z| < 1.0986 / 0.5) = 0.972
+    with pytest.raises(ValueError, match="t-std must be > 0"):
+        sample_times("logit-normal", 4, torch.Generator(), std=0.0)
+
 
 def test_logit_normal_run_is_recorded(tmp_path: Path) -> None:
     _train(tmp_path / "a", tmp_path / "a_export", "--steps", "1", "--t-sampling", "logit-normal")
     training = json.loads((tmp_path / "a_export" / "config.json").read_text())["training"]
     assert training["t_sampling"] == "logit-normal" and training["stages"][0]["t_sampling"] == "logit-normal"
+    # The shapes default leans toward noise; location, scale and device are in the record to repeat it.
+    assert (training["t_mean"], training["t_std"]) == (1.0, 1.0)
+    stage = training["stages"][0]
+    assert (stage["t_mean"], stage["t_std"], stage["device"]) == (1.0, 1.0, "cpu")
+    # SD3's (0, 1) and uniform times leave the keys out, as runs recorded before they existed did.
+    _train(tmp_path / "b", tmp_path / "b_export", "--steps", "1", "--t-mean", "0")
+    _train(tmp_path / "c", tmp_path / "c_export", "--steps", "1", "--t-sampling", "uniform")
+    for run in ("b", "c"):
+        training = json.loads((tmp_path / f"{run}_export" / "config.json").read_text())["training"]
+        assert "t_mean" not in training and "t_mean" not in training["stages"][0]
+
+
+def test_time_location_changes_the_run(tmp_path: Path) -> None:
+    # Same seed, other time distribution: the same data and noise, other times, so other weights.
+    a = _train(tmp_path / "a", tmp_path / "a_export", "--steps", "2", "--t-mean", "0")
+    b = _train(tmp_path / "b", tmp_path / "b_export", "--steps", "2", "--t-mean", "1")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
 
 
 def test_fast_and_plain_kernels_are_the_same_maths(tmp_path: Path) -> None:
