@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--device",
         default="cpu",
-        help="torch device to train on (cpu, cuda); data, noise and times are drawn on the CPU either way",
+        help="torch device to train shapes on (cpu, cuda); data, noise and times are drawn on the CPU either way",
     )
     p.add_argument(
         "--kernels",
