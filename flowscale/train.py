@@ -1,10 +1,10 @@
 """Train the Shapes-world models on procedural data: `python -m flowscale.train {shapes,verifier} [...]`.
 
 shapes:   conditional flow matching (method.md a.1: x_t = (1 - t) x0 + t eps, t = 1 noise, target
-          u = eps - x0; t logit-normal as in SD3, or U(0, 1) with `--t-sampling uniform`) of
-          `ShapesVelocityNet` on an infinite stream of scenes rendered for random count specs
-          (scenes.sample_spec), AdamW, EMA of the weights (the EMA is exported), periodic safetensors
-          checkpoints that `--resume` continues from, export to assets/shapes/.
+          u = eps - x0; t = sigmoid(N(1, 1)), a logit-normal leaning toward noise, or U(0, 1) with
+          `--t-sampling uniform`) of `ShapesVelocityNet` on an infinite stream of scenes rendered for
+          random count specs (scenes.sample_spec), AdamW, EMA of the weights (the EMA is exported),
+          periodic safetensors checkpoints that `--resume` continues from, export to assets/shapes/.
 verifier: the held-out CNN counter (verifier.py) on corrupted procedural scenes, export to
           assets/shapes/verifier.safetensors + verifier.json.
 
@@ -91,12 +91,21 @@ def sample_times(kind: str, n: int, gen: torch.Generator, mean: float = 0.0, std
     raise ValueError(f"t-sampling must be uniform or logit-normal; got {kind!r}")
 
 
-def _t_params(args: argparse.Namespace) -> dict:
-    """The logit-normal location and scale, recorded only where they are used and not SD3's (0, 1), so the
+def _call_settings(args: argparse.Namespace) -> dict:
+    """The settings of one training call that shape its weights, as recorded in each stage and in the export.
+    The logit-normal location and scale appear only where they are used and are not SD3's (0, 1), so the
     records of earlier runs keep their shape."""
-    if args.t_sampling != "logit-normal" or (args.t_mean, args.t_std) == (0.0, 1.0):
-        return {}
-    return {"t_mean": args.t_mean, "t_std": args.t_std}
+    settings = {
+        "schedule_steps": args.steps,
+        "lr": args.lr,
+        "cosine": args.cosine,
+        "batch": args.batch,
+        "init": args.init,
+        "t_sampling": args.t_sampling,
+    }
+    if args.t_sampling == "logit-normal" and (args.t_mean, args.t_std) != (0.0, 1.0):
+        settings.update(t_mean=args.t_mean, t_std=args.t_std)
+    return settings
 
 
 def train_shapes(args: argparse.Namespace) -> None:
@@ -166,13 +175,7 @@ def train_shapes(args: argparse.Namespace) -> None:
         this = {
             "start_step": start_step,
             "end_step": step,
-            "schedule_steps": args.steps,
-            "lr": args.lr,
-            "cosine": args.cosine,
-            "batch": args.batch,
-            "init": args.init,
-            "t_sampling": args.t_sampling,
-            **_t_params(args),
+            **_call_settings(args),
             "kernels": args.kernels,
             "device": device.type,
             "wall_time_s": round(time.time() - start, 1),
@@ -191,7 +194,9 @@ def train_shapes(args: argparse.Namespace) -> None:
         elapsed = elapsed_before + time.time() - start
         if args.max_minutes and elapsed > args.max_minutes * 60:
             print(f"time budget of {args.max_minutes} min reached at step {step}", flush=True)
-            stopped_by = f"--max-minutes {args.max_minutes:g} (repeat without wall time: --until {step} --max-minutes 0)"
+            stopped_by = (
+                f"--max-minutes {args.max_minutes:g} (repeat without wall time: --until {step} --max-minutes 0)"
+            )
             break
         x0, cond = sample_batch(rng, args.batch)
         # Null condition (all-zero counts) 10 % of the time, for optional classifier-free guidance.
@@ -234,13 +239,7 @@ def train_shapes(args: argparse.Namespace) -> None:
     info = {
         "training": {
             "steps": step,
-            "schedule_steps": args.steps,
-            "batch": args.batch,
-            "lr": args.lr,
-            "cosine": args.cosine,
-            "init": args.init,
-            "t_sampling": args.t_sampling,
-            **_t_params(args),
+            **_call_settings(args),
             "ema": args.ema,
             "p_null": args.p_null,
             "seed": args.seed,
