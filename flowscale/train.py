@@ -5,6 +5,12 @@ shapes:   conditional flow matching (method.md a.1: x_t = (1 - t) x0 + t eps, t 
           `--t-sampling uniform`) of `ShapesVelocityNet` on an infinite stream of scenes rendered for
           random count specs (scenes.sample_spec), AdamW, EMA of the weights (the EMA is exported),
           periodic safetensors checkpoints that `--resume` continues from, export to assets/shapes/.
+shapes-reflow: the same loop on pairs (x1 noise, x0 = the teacher's Euler-ODE end point from x1) instead
+          of independent (scene, noise) draws: rectified-flow "reflow" (Liu et al. 2022, InstaFlow). The
+          coupled pairs make the paths nearly straight, so the one-step prediction x0_hat(x_t) is close to
+          the sample the ODE would finish at, as for the few-step FLUX.1-schnell of the paper. Pairs are
+          drawn once (`--pairs`, `--teacher-steps`) and cached in the checkpoint folder; the student starts
+          from the teacher's weights; export to runs/shapes_reflow/export.
 verifier: the held-out CNN counter (verifier.py) on corrupted procedural scenes, export to
           assets/shapes/verifier.safetensors + verifier.json.
 
@@ -91,6 +97,70 @@ def sample_times(kind: str, n: int, gen: torch.Generator, mean: float = 0.0, std
     raise ValueError(f"t-sampling must be uniform or logit-normal; got {kind!r}")
 
 
+def teacher_pairs(
+    teacher: str | Path, n: int, steps: int, seed: int, device: str | torch.device = "cpu", chunk: int = 256
+) -> dict[str, torch.Tensor]:
+    """n reflow pairs from a Shapes teacher: x1 ~ N(0, I) [n, 3, 32, 32], the teacher's `steps`-step uniform
+    Euler-ODE end point x0 from x1 (model space), and the count vector [n, 12] of a random spec
+    (scenes.sample_spec, the teacher's training distribution). Seeded: numpy for specs, torch for noise."""
+    from tqdm import tqdm
+
+    from flowscale.worlds.shapes.model import ShapesFlowModel, load_net
+    from flowscale.worlds.shapes.scenes import sample_spec, spec_to_vector
+
+    model = ShapesFlowModel(load_net(teacher), device=device)
+    rng = np.random.default_rng([seed, 1])
+    gen = torch.Generator().manual_seed(seed + 1)
+    cond = torch.stack([spec_to_vector(sample_spec(rng)) for _ in range(n)])
+    x1 = torch.randn((n, *model.sample_shape), generator=gen)
+    ts = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+    x0 = torch.empty_like(x1)
+    for lo in tqdm(range(0, n, chunk), desc="teacher pairs", mininterval=20):
+        x = x1[lo : lo + chunk].to(model.device)
+        for i in range(steps):
+            x = x - float(ts[i] - ts[i + 1]) * model.velocity(x, ts[i].expand(x.shape[0]), cond[lo : lo + chunk])
+        x0[lo : lo + chunk] = x.cpu()
+    return {"x1": x1, "x0": x0, "cond": cond}
+
+
+def _load_or_make_pairs(args: argparse.Namespace, out: Path) -> dict[str, torch.Tensor]:
+    """The run's reflow pairs, made once and kept in OUT/pairs.safetensors (a resumed run reuses them)."""
+    from safetensors.torch import load_file, save_file
+
+    path = out / "pairs.safetensors"
+    meta = {
+        k: str(v)
+        for k, v in [
+            ("teacher", args.teacher),
+            ("pairs", args.pairs),
+            ("teacher_steps", args.teacher_steps),
+            ("seed", args.seed),
+        ]
+    }
+    if path.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            if f.metadata() == meta:
+                print(f"reflow pairs from {path}", flush=True)
+                return load_file(str(path))
+        print(f"{path} was made with other settings; making new pairs", flush=True)
+    start = time.time()
+    pairs = teacher_pairs(args.teacher, args.pairs, args.teacher_steps, args.seed, args.device)
+    save_file(pairs, str(path), metadata=meta)
+    print(f"{args.pairs} teacher pairs in {(time.time() - start) / 60:.1f} min", flush=True)
+    return pairs
+
+
+def _shown(path: str | Path | None) -> str | None:
+    """A path as recorded in configs: relative to the project root when inside it (no machine's home)."""
+    if path is None:
+        return None
+    root = ASSETS.parent.parent
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(path)
+
+
 def _call_settings(args: argparse.Namespace) -> dict:
     """The settings of one training call that shape its weights, as recorded in each stage and in the export.
     The logit-normal location and scale appear only where they are used and are not SD3's (0, 1), so the
@@ -100,11 +170,14 @@ def _call_settings(args: argparse.Namespace) -> dict:
         "lr": args.lr,
         "cosine": args.cosine,
         "batch": args.batch,
-        "init": args.init,
+        "init": _shown(args.init),
         "t_sampling": args.t_sampling,
     }
     if args.t_sampling == "logit-normal" and (args.t_mean, args.t_std) != (0.0, 1.0):
         settings.update(t_mean=args.t_mean, t_std=args.t_std)
+    if args.what == "shapes-reflow":
+        reflow = {"teacher": _shown(args.teacher), "pairs": args.pairs, "teacher_steps": args.teacher_steps}
+        settings.update(reflow=reflow)
     return settings
 
 
@@ -126,6 +199,7 @@ def train_shapes(args: argparse.Namespace) -> None:
         torch.backends.cudnn.allow_tf32 = False
     out = Path(args.out or "runs/shapes_train")
     out.mkdir(parents=True, exist_ok=True)
+    pairs = _load_or_make_pairs(args, out) if args.what == "shapes-reflow" else None
     rng = np.random.default_rng(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     step, elapsed_before = 0, 0.0
@@ -198,11 +272,15 @@ def train_shapes(args: argparse.Namespace) -> None:
                 f"--max-minutes {args.max_minutes:g} (repeat without wall time: --until {step} --max-minutes 0)"
             )
             break
-        x0, cond = sample_batch(rng, args.batch)
-        # Null condition (all-zero counts) 10 % of the time, for optional classifier-free guidance.
+        if pairs is None:
+            x0, cond = sample_batch(rng, args.batch)
+        else:
+            pick = torch.from_numpy(rng.integers(len(pairs["x0"]), size=args.batch))
+            x0, cond = pairs["x0"][pick], pairs["cond"][pick].clone()
+        # Null condition (all-zero counts) for a --p-null share, for optional classifier-free guidance.
         drop = torch.rand(args.batch, generator=gen) < args.p_null
         cond[drop] = 0.0
-        eps = torch.randn(x0.shape, generator=gen)
+        eps = torch.randn(x0.shape, generator=gen) if pairs is None else pairs["x1"][pick]
         t = sample_times(args.t_sampling, args.batch, gen, args.t_mean, args.t_std)
         # Every draw above is made on the CPU generators, so a GPU run sees the same data, noise and times.
         x0, cond, eps, t = (v.to(device, non_blocking=True) for v in (x0, cond, eps, t))
@@ -235,7 +313,7 @@ def train_shapes(args: argparse.Namespace) -> None:
     final = progress()
     wall = final["elapsed_s"]
     _save_checkpoint(out, step, net, ema, opt, rng, gen, final)
-    export = Path(args.export) if args.export else ASSETS
+    export = Path(args.export) if args.export else (out / "export" if pairs is not None else ASSETS)
     info = {
         "training": {
             "steps": step,
@@ -256,13 +334,15 @@ def train_shapes(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m flowscale.train", description=__doc__.split("\n")[0])
-    p.add_argument("what", choices=["shapes", "verifier"])
+    p.add_argument("what", choices=["shapes", "shapes-reflow", "verifier"])
     p.add_argument("--steps", type=int, default=None, help="length of the run and of its learning-rate schedule")
     p.add_argument("--until", type=int, default=None, help="stop at this step; the schedule still spans --steps")
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--out", default=None, help="checkpoint folder (default runs/<what>_train)")
-    p.add_argument("--export", default=None, help="export folder (default assets/shapes)")
+    p.add_argument(
+        "--out", default=None, help="checkpoint folder (default runs/<what>_train; shapes-reflow: runs/shapes_reflow)"
+    )
+    p.add_argument("--export", default=None, help="export folder (default assets/shapes; shapes-reflow: OUT/export)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--init", default=None, help="start from exported weights in this folder (e.g. assets/shapes)")
     p.add_argument("--seed", type=int, default=0)
@@ -275,7 +355,12 @@ def main(argv: list[str] | None = None) -> None:
         "0 = no limit (shapes: 55)",
     )
     p.add_argument("--ema", type=float, default=0.999)
-    p.add_argument("--p-null", type=float, default=0.1)
+    p.add_argument(
+        "--p-null", type=float, default=None, help="share of null-condition samples (shapes: 0.1, shapes-reflow: 0)"
+    )
+    p.add_argument("--teacher", default=str(ASSETS), help="shapes-reflow: the model folder whose ODE makes the pairs")
+    p.add_argument("--pairs", type=int, default=8192, help="shapes-reflow: number of (noise, end point) pairs")
+    p.add_argument("--teacher-steps", type=int, default=20, help="shapes-reflow: Euler steps of the teacher's ODE")
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument(
         "--t-sampling",
@@ -322,6 +407,22 @@ def main(argv: list[str] | None = None) -> None:
         args.t_mean = 1.0 if args.t_mean is None else args.t_mean
         args.cosine = True if args.cosine is None else args.cosine
         args.max_minutes = 55.0 if args.max_minutes is None else args.max_minutes
+        args.p_null = 0.1 if args.p_null is None else args.p_null
+        train_shapes(args)
+    elif args.what == "shapes-reflow":
+        # Fine-tunes the teacher on its own ODE's pairs; uniform times, as in rectified flow.
+        if args.pairs < 1 or args.teacher_steps < 1:
+            p.error(f"--pairs and --teacher-steps must be >= 1; got {args.pairs} and {args.teacher_steps}")
+        args.steps = args.steps or 2000
+        args.batch = args.batch or 64
+        args.lr = args.lr or 3e-4
+        args.init = args.init or args.teacher
+        args.out = args.out or "runs/shapes_reflow"
+        args.t_sampling = args.t_sampling or "uniform"
+        args.t_mean = 0.0 if args.t_mean is None else args.t_mean
+        args.cosine = True if args.cosine is None else args.cosine
+        args.max_minutes = 55.0 if args.max_minutes is None else args.max_minutes
+        args.p_null = 0.0 if args.p_null is None else args.p_null
         train_shapes(args)
     else:
         from flowscale.worlds.shapes.verifier import train_verifier

@@ -1,5 +1,6 @@
-"""`python -m flowscale.train shapes`: seeded, resumable from safetensors checkpoints, exportable, initialisable
-from exported weights. A few tiny steps each; the real run is documented in assets/shapes/MODEL_CARD.md."""
+"""`python -m flowscale.train shapes` and `shapes-reflow`: seeded, resumable from safetensors checkpoints,
+exportable, initialisable from exported weights. A few tiny steps each; the real runs are documented in
+assets/shapes/MODEL_CARD.md."""
 
 from __future__ import annotations
 
@@ -133,3 +134,53 @@ def test_fast_and_plain_kernels_are_the_same_maths(tmp_path: Path) -> None:
         assert torch.allclose(value, plain[name], atol=1e-5, rtol=1e-4), name
     stages = json.loads((tmp_path / "b_export" / "config.json").read_text())["training"]["stages"]
     assert stages[0]["kernels"] == "plain"
+
+
+def test_teacher_pairs_are_the_teachers_ode_end_points() -> None:
+    from flowscale.train import ASSETS, teacher_pairs
+    from flowscale.worlds.shapes.model import load_net
+
+    pairs = teacher_pairs(ASSETS, n=3, steps=2, seed=0)
+    again = teacher_pairs(ASSETS, n=3, steps=2, seed=0)
+    assert all(torch.equal(pairs[k], again[k]) for k in pairs)
+    other = teacher_pairs(ASSETS, n=3, steps=2, seed=1)
+    assert not torch.equal(pairs["x1"], other["x1"])
+    # Every condition is a prompt the teacher was trained on: 1 to 6 objects in one or two classes.
+    totals, classes = pairs["cond"].sum(1), (pairs["cond"] > 0).sum(1)
+    assert ((totals >= 1) & (totals <= 6)).all() and ((classes >= 1) & (classes <= 2)).all()
+    # x0 is the teacher's 2-step Euler solve from x1: t = 1 -> 0.5 -> 0.
+    model = ShapesFlowModel(load_net(ASSETS))
+    x = pairs["x1"]
+    for t in (1.0, 0.5):
+        x = x - 0.5 * model.velocity(x, torch.full((3,), t), pairs["cond"])
+    assert torch.allclose(x, pairs["x0"], atol=1e-5)
+
+
+def test_reflow_run_caches_its_pairs_and_records_its_teacher(tmp_path: Path) -> None:
+    out, export = tmp_path / "run", tmp_path / "export"
+
+    def reflow(*extra: str) -> None:
+        train_main(["shapes-reflow", *TINY, "--teacher-steps", "2", "--out", str(out), "--export", str(export), *extra])
+
+    reflow("--pairs", "6", "--steps", "2")
+    training = json.loads((export / "config.json").read_text())["training"]
+    assert training["reflow"] == {"teacher": "assets/shapes", "pairs": 6, "teacher_steps": 2}
+    assert (training["init"], training["t_sampling"], training["p_null"]) == ("assets/shapes", "uniform", 0.0)
+    cached = out / "pairs.safetensors"
+    made = cached.stat().st_mtime_ns
+    assert load_file(str(cached))["x0"].shape == (6, 3, 32, 32)
+    # A resumed run takes the cached pairs; other settings make new ones.
+    reflow("--pairs", "6", "--steps", "3", "--resume")
+    assert cached.stat().st_mtime_ns == made
+    assert json.loads((export / "config.json").read_text())["training"]["steps"] == 3
+    reflow("--pairs", "5", "--steps", "3", "--resume")
+    assert load_file(str(cached))["x0"].shape == (5, 3, 32, 32)
+    # The student loads the way a user's checkpoint does.
+    model = ShapesFlowModel.from_pretrained(export)
+    assert model.velocity(torch.zeros(2, 3, 32, 32), torch.ones(2), torch.ones(12)).shape == (2, 3, 32, 32)
+
+
+def test_reflow_rejects_an_empty_pair_set(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as err:
+        train_main(["shapes-reflow", *TINY, "--pairs", "0", "--out", str(tmp_path / "r")])
+    assert err.value.code == 2
