@@ -105,7 +105,7 @@ def teacher_pairs(
     (scenes.sample_spec, the teacher's training distribution). Seeded: numpy for specs, torch for noise."""
     from tqdm import tqdm
 
-    from flowscale.worlds.shapes.model import ShapesFlowModel, load_net
+    from flowscale.worlds.shapes.model import ShapesFlowModel, euler_sample, load_net
     from flowscale.worlds.shapes.scenes import sample_spec, spec_to_vector
 
     model = ShapesFlowModel(load_net(teacher), device=device)
@@ -113,37 +113,30 @@ def teacher_pairs(
     gen = torch.Generator().manual_seed(seed + 1)
     cond = torch.stack([spec_to_vector(sample_spec(rng)) for _ in range(n)])
     x1 = torch.randn((n, *model.sample_shape), generator=gen)
-    ts = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
-    x0 = torch.empty_like(x1)
-    for lo in tqdm(range(0, n, chunk), desc="teacher pairs", mininterval=20):
-        x = x1[lo : lo + chunk].to(model.device)
-        for i in range(steps):
-            x = x - float(ts[i] - ts[i + 1]) * model.velocity(x, ts[i].expand(x.shape[0]), cond[lo : lo + chunk])
-        x0[lo : lo + chunk] = x.cpu()
-    return {"x1": x1, "x0": x0, "cond": cond}
+    ends = [
+        euler_sample(model, cond[lo : lo + chunk], len(cond[lo : lo + chunk]), steps, x1=x1[lo : lo + chunk])
+        for lo in tqdm(range(0, n, chunk), desc="teacher pairs", mininterval=20)
+    ]
+    return {"x1": x1, "x0": torch.cat(ends), "cond": cond}
 
 
 def _load_or_make_pairs(args: argparse.Namespace, out: Path) -> dict[str, torch.Tensor]:
     """The run's reflow pairs, made once and kept in OUT/pairs.safetensors (a resumed run reuses them)."""
-    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+    from safetensors.torch import save_file
 
     path = out / "pairs.safetensors"
     meta = {
-        k: str(v)
-        for k, v in [
-            ("teacher", args.teacher),
-            ("pairs", args.pairs),
-            ("teacher_steps", args.teacher_steps),
-            ("seed", args.seed),
-        ]
+        "teacher": str(args.teacher),
+        "pairs": str(args.pairs),
+        "teacher_steps": str(args.teacher_steps),
+        "seed": str(args.seed),
     }
     if path.is_file():
-        from safetensors import safe_open
-
         with safe_open(str(path), "pt") as f:
             if f.metadata() == meta:
                 print(f"reflow pairs from {path}", flush=True)
-                return load_file(str(path))
+                return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
         print(f"{path} was made with other settings; making new pairs", flush=True)
     start = time.time()
     pairs = teacher_pairs(args.teacher, args.pairs, args.teacher_steps, args.seed, args.device)
@@ -332,6 +325,29 @@ def train_shapes(args: argparse.Namespace) -> None:
     print(f"done: {step} steps in {wall / 60:.1f} min; EMA weights exported to {export}", flush=True)
 
 
+# What an unset flag means, per mode. shapes: the default fits the hour the project allows: logit-normal
+# times centred toward noise (sigmoid(N(1, 1)), median t = 0.73), lr 1e-3, a cosine schedule over 5000
+# steps, fast kernels. Centring the times at 0.5 (SD3's default) counted exactly on 0.21 of the prompts
+# after 5000 steps, at 0.62 (mean 0.5) on 0.31-0.34, at 0.73 (mean 1) on 0.46 (GPU recipe sweep, 3 seeds
+# each, docs/results/shapes_recipe_sweep.json); objects and their number are decided at high noise. The
+# shipped weights are this command's output, see assets/shapes/MODEL_CARD.md.
+# shapes-reflow fine-tunes the teacher (--init defaults to --teacher) on its own ODE's pairs, with uniform
+# times as in rectified flow.
+_SHARED = {"batch": 64, "cosine": True, "max_minutes": 55.0}
+MODE_DEFAULTS = {
+    "shapes": {**_SHARED, "steps": 5000, "lr": 1e-3, "t_sampling": "logit-normal", "t_mean": 1.0, "p_null": 0.1},
+    "shapes-reflow": {
+        **_SHARED,
+        "steps": 2000,
+        "lr": 3e-4,
+        "t_sampling": "uniform",
+        "t_mean": 0.0,
+        "p_null": 0.0,
+        "out": "runs/shapes_reflow",
+    },
+}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m flowscale.train", description=__doc__.split("\n")[0])
     p.add_argument("what", choices=["shapes", "shapes-reflow", "verifier"])
@@ -393,36 +409,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--ckpt-every", type=int, default=250)
     args = p.parse_args(argv)
-    if args.what == "shapes":
-        # The default fits the hour the project allows: logit-normal times centred toward noise
-        # (sigmoid(N(1, 1)), median t = 0.73), lr 1e-3, a cosine schedule over 5000 steps, fast kernels.
-        # Centring the times at 0.5 (SD3's default) counted exactly on 0.21 of the prompts after 5000 steps,
-        # at 0.62 (mean 0.5) on 0.31-0.34, at 0.73 (mean 1) on 0.46 (GPU recipe sweep, 3 seeds each,
-        # docs/results/shapes_recipe_sweep.json); objects and their number are decided at high noise.
-        # The shipped weights are this command's output, see assets/shapes/MODEL_CARD.md.
-        args.steps = args.steps or 5000
-        args.batch = args.batch or 64
-        args.lr = args.lr or 1e-3
-        args.t_sampling = args.t_sampling or "logit-normal"
-        args.t_mean = 1.0 if args.t_mean is None else args.t_mean
-        args.cosine = True if args.cosine is None else args.cosine
-        args.max_minutes = 55.0 if args.max_minutes is None else args.max_minutes
-        args.p_null = 0.1 if args.p_null is None else args.p_null
-        train_shapes(args)
-    elif args.what == "shapes-reflow":
-        # Fine-tunes the teacher on its own ODE's pairs; uniform times, as in rectified flow.
-        if args.pairs < 1 or args.teacher_steps < 1:
-            p.error(f"--pairs and --teacher-steps must be >= 1; got {args.pairs} and {args.teacher_steps}")
-        args.steps = args.steps or 2000
-        args.batch = args.batch or 64
-        args.lr = args.lr or 3e-4
-        args.init = args.init or args.teacher
-        args.out = args.out or "runs/shapes_reflow"
-        args.t_sampling = args.t_sampling or "uniform"
-        args.t_mean = 0.0 if args.t_mean is None else args.t_mean
-        args.cosine = True if args.cosine is None else args.cosine
-        args.max_minutes = 55.0 if args.max_minutes is None else args.max_minutes
-        args.p_null = 0.0 if args.p_null is None else args.p_null
+    if args.what in MODE_DEFAULTS:
+        if args.what == "shapes-reflow":
+            if args.pairs < 1 or args.teacher_steps < 1:
+                p.error(f"--pairs and --teacher-steps must be >= 1; got {args.pairs} and {args.teacher_steps}")
+            args.init = args.init or args.teacher
+        for key, value in MODE_DEFAULTS[args.what].items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
         train_shapes(args)
     else:
         from flowscale.worlds.shapes.verifier import train_verifier

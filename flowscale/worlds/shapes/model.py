@@ -184,10 +184,16 @@ def load_net(folder: str | Path) -> ShapesVelocityNet:
 
 
 def euler_sample(
-    model: ShapesFlowModel, cond: torch.Tensor, n: int, steps: int = 30, generator: torch.Generator | None = None
+    model: ShapesFlowModel,
+    cond: torch.Tensor,
+    n: int,
+    steps: int = 30,
+    generator: torch.Generator | None = None,
+    x1: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Plain Euler ODE sampler from t = 1 to 0 on a uniform grid. Returns x0 [n, 3, 32, 32] (model space)."""
-    x = torch.randn((n, *model.sample_shape), generator=generator, dtype=torch.float32)
+    """Plain Euler ODE sampler from t = 1 to 0 on a uniform grid, from the noise x1 [n, 3, 32, 32] if given
+    (else drawn from `generator`). Returns x0 [n, 3, 32, 32] (model space)."""
+    x = torch.randn((n, *model.sample_shape), generator=generator, dtype=torch.float32) if x1 is None else x1
     ts = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
     for i in range(steps):
         u = model.velocity(x, ts[i].expand(n), cond)
