@@ -8,7 +8,6 @@ and report.html. `ode` runs once per seed and prompt, whatever the NFE list.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -24,7 +23,7 @@ ROW_KEYS = ("method", "process", "nfe", "runs", "reward_mean", "reward_sem", "he
 MAX_PROMPTS = 1000
 
 
-def _split(text: str, name: str, allowed: tuple[str, ...] | None = None) -> list[str]:
+def split_list(text: str, name: str, allowed: tuple[str, ...] | None = None) -> list[str]:
     items = [s.strip() for s in text.split(",") if s.strip()]
     if not items:
         raise ConfigError(name, "needs at least one value")
@@ -100,7 +99,7 @@ def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (order.get(r["method"], 99), r["process"], r["nfe"]))
 
 
-def write_outputs(rows: list[dict[str, Any]], out: Path, title: str) -> None:
+def write_bench_outputs(rows: list[dict[str, Any]], out: Path, title: str) -> None:
     from flowscale.report import bench_report_html
 
     out.mkdir(parents=True, exist_ok=True)
@@ -123,22 +122,12 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def run_bench(base: RunConfig, prompts: list[str | None], methods: list[str], processes: list[str],
+              budgets: list[int], seeds: int, out: Path, progress: bool = True) -> int:
+    """Run every job (split across processes under accelerate), then write and print the table on the main one."""
     from tqdm import tqdm
 
-    from flowscale.cli import world_kwargs
-
-    base = RunConfig(**world_kwargs(args))
-    methods = _split(args.methods, "methods", tuple(METHODS))
-    processes = _split(args.processes, "processes")
-    try:
-        budgets = [int(v) for v in _split(args.nfe, "nfe")]
-    except ValueError:
-        raise ConfigError("nfe", f"takes comma-separated integers, e.g. 100,500; got {args.nfe!r}") from None
-    if not 1 <= args.seeds <= 1000:
-        raise ConfigError("seeds", f"must be in [1, 1000]; got {args.seeds}")
-    jobs = make_jobs(base, read_prompts(args.prompts), methods, processes, budgets, args.seeds)
-
+    jobs = make_jobs(base, prompts, methods, processes, budgets, seeds)
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     worlds: dict[str, Any] = {}
     if distributed:
@@ -149,15 +138,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         state = PartialState(cpu=not torch.cuda.is_available())
         with state.split_between_processes(jobs) as mine:
             local = [run_job(j, worlds) for j in tqdm(mine, desc=f"bench [rank {state.process_index}]",
-                                                        disable=args.no_progress)]
+                                                        disable=not progress)]
         results = gather_object(local)
         main = state.is_main_process
     else:
-        results = [run_job(j, worlds) for j in tqdm(jobs, desc="bench", disable=args.no_progress)]
+        results = [run_job(j, worlds) for j in tqdm(jobs, desc="bench", disable=not progress)]
         main = True
     if main:
         rows = aggregate(results)
-        write_outputs(rows, Path(args.out), f"flowscale bench: {base.model}, given reward {results[0]['reward_name']}")
+        write_bench_outputs(rows, out, f"flowscale bench: {base.model}, given reward {results[0]['reward_name']}")
         print(markdown_table(rows))
     if distributed:
         state.wait_for_everyone()

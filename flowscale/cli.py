@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from flowscale.config import ConfigError, RunConfig
-from flowscale.run import RunFailed
 from flowscale.processes import PROCESS_NAMES
+from flowscale.run import RunFailed
 from flowscale.search import METHODS
 from flowscale.worlds import MODEL_NAMES
 
 MAX_MIXTURE_BYTES = 256 * 1024
+DEFAULTS = RunConfig()  # every default flag value is the engine's own
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,10 +42,10 @@ def _add_world_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", help="exp or uniform")
     p.add_argument("--grid-space", help="process or linear")
     p.add_argument("--shift", type=float, help="timestep shift for linear-space grids")
-    p.add_argument("--g-schedule", default="square", help="square, linear, constant or sin")
-    p.add_argument("--g-norm", type=float, default=3.0)
-    p.add_argument("--beta-min", type=float, default=0.1)
-    p.add_argument("--beta-max", type=float, default=20.0)
+    p.add_argument("--g-schedule", default=DEFAULTS.g_schedule, help="square, linear, constant or sin")
+    p.add_argument("--g-norm", type=float, default=DEFAULTS.g_norm)
+    p.add_argument("--beta-min", type=float, default=DEFAULTS.beta_min)
+    p.add_argument("--beta-max", type=float, default=DEFAULTS.beta_max)
     p.add_argument("--max-batch", type=int, help="largest batch passed to the model at once")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="a method setting, e.g. rbf.variant=code or svdd.k=25 (repeatable)")
@@ -111,7 +112,7 @@ def world_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def write_outputs(output: Any, out: Path) -> None:
+def write_run_outputs(output: Any, out: Path) -> None:
     from flowscale.run import RunOutput
 
     assert isinstance(output, RunOutput)
@@ -128,7 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = RunConfig(method=args.method, process=args.process, nfe=args.nfe, particles=args.particles,
                     seed=args.seed, prompt=args.prompt, **world_kwargs(args))
     output = run(cfg)
-    write_outputs(output, Path(args.out))
+    write_run_outputs(output, Path(args.out))
     r = output.record
     print(f"{cfg.method} {r.config['process']}: reward {r.final_reward:.4f}, held-out {r.heldout_reward}, "
           f"NFE {r.nfe_used}/{r.nfe_budget}, {r.wall_time_s:.2f} s -> {args.out}")
@@ -137,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from flowscale.run import replay
-    from flowscale.trace import load_record
+    from flowscale.trace import TIMING_KEYS, load_record
 
     try:
         original = load_record(args.record)
@@ -145,11 +146,27 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ConfigError("record", f"cannot read {args.record}: {exc}") from None
     output = replay(original)
     again = output.record.comparable()
-    same = again == {k: v for k, v in original.items() if k not in ("wall_time_s", "model_time_s", "reward_time_s")}
+    same = again == {k: v for k, v in original.items() if k not in TIMING_KEYS}
     if args.out:
-        write_outputs(output, Path(args.out))
+        write_run_outputs(output, Path(args.out))
     print("identical" if same else "DIFFERENT: the replay does not match the record")
     return 0 if same else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from flowscale.bench import read_prompts, run_bench, split_list
+
+    base = RunConfig(**world_kwargs(args))
+    methods = split_list(args.methods, "methods", tuple(METHODS))
+    processes = split_list(args.processes, "processes")
+    try:
+        budgets = [int(v) for v in split_list(args.nfe, "nfe")]
+    except ValueError:
+        raise ConfigError("nfe", f"takes comma-separated integers, e.g. 100,500; got {args.nfe!r}") from None
+    if not 1 <= args.seeds <= 1000:
+        raise ConfigError("seeds", f"must be in [1, 1000]; got {args.seeds}")
+    return run_bench(base, read_prompts(args.prompts), methods, processes, budgets, args.seeds, Path(args.out),
+                     progress=not args.no_progress)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,8 +176,6 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "replay":
             return cmd_replay(args)
-        from flowscale.bench import cmd_bench
-
         return cmd_bench(args)
     except ConfigError as exc:
         flag = "--set" if exc.field == "params" else "--" + exc.field.replace("_", "-")

@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowscale.grids import GRID_KINDS, GRID_SPACES
-from flowscale.processes import G_SCHEDULES, PROCESS_NAMES
-from flowscale.search import METHODS
+from flowscale.interpolants import BETA_MAX, BETA_MIN
+from flowscale.processes import G_NORM, G_SCHEDULE, G_SCHEDULES, PROCESS_NAMES
+
+__all__ = ["GRID_KINDS", "GRID_SPACES", "G_SCHEDULES", "PROCESS_NAMES", "ConfigError", "Limits", "RunConfig",
+           "validate"]  # the allowed names are re-exported: the CLI and the app offer what validate accepts
 
 
 class ConfigError(ValueError):
@@ -55,10 +58,10 @@ class RunConfig:
     grid: str | None = None
     grid_space: str | None = None
     shift: float | None = None
-    g_schedule: str = "square"
-    g_norm: float = 3.0
-    beta_min: float = 0.1
-    beta_max: float = 20.0
+    g_schedule: str = G_SCHEDULE
+    g_norm: float = G_NORM
+    beta_min: float = BETA_MIN
+    beta_max: float = BETA_MAX
     max_batch: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -101,7 +104,8 @@ def _check_choice(name: str, value: Any, allowed: tuple[str, ...] | list[str]) -
 
 def validate(cfg: RunConfig, limits: Limits) -> None:
     """Static checks that need no model; the world and the method check the rest."""
-    _check_choice("method", cfg.method, tuple(METHODS))
+    if not isinstance(cfg.method, str):
+        raise ConfigError("method", f"must be a method name; got {cfg.method!r}")
     _check_choice("process", cfg.process, PROCESS_NAMES)
     _check_choice("grid", cfg.grid, GRID_KINDS)
     _check_choice("grid_space", cfg.grid_space, GRID_SPACES)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+BETA_MIN, BETA_MAX = 0.1, 20.0  # the VP path of Song et al. and of the paper (method.md a.4)
+
 
 @dataclass(frozen=True)
 class Coeffs:
@@ -51,8 +53,8 @@ class VPInterpolant:
     Note alpha_1 = exp(-5.025) ~ 0.0066 with the defaults: s = 1 is not exactly pure noise.
     """
 
-    beta_min: float = 0.1
-    beta_max: float = 20.0
+    beta_min: float = BETA_MIN
+    beta_max: float = BETA_MAX
     name: str = "vp"
 
     def __post_init__(self) -> None:

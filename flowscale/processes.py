@@ -19,18 +19,21 @@ from dataclasses import dataclass
 import torch
 
 from flowscale.convert import bcast, score_from_velocity
-from flowscale.interpolants import Interpolant, LinearInterpolant, VPInterpolant
+from flowscale.interpolants import BETA_MAX, BETA_MIN, Interpolant, LinearInterpolant, VPInterpolant
 
 PROCESS_NAMES = ("linear-ode", "linear-sde", "vp-ode", "vp-sde")
 G_SCHEDULES = ("square", "linear", "constant", "sin")
+
+
+G_SCHEDULE, G_NORM = "square", 3.0  # the paper's diffusion g(t) = 3 t^2 (method.md a.5)
 
 
 @dataclass(frozen=True)
 class Diffusion:
     """g(t) = norm * schedule(t); the paper's choice is square with norm 3 (g = 3 t^2)."""
 
-    schedule: str = "square"
-    norm: float = 3.0
+    schedule: str = G_SCHEDULE
+    norm: float = G_NORM
 
     def __post_init__(self) -> None:
         if self.schedule not in G_SCHEDULES:
@@ -65,10 +68,10 @@ class Process:
 
 def make_process(
     name: str,
-    g_schedule: str = "square",
-    g_norm: float = 3.0,
-    beta_min: float = 0.1,
-    beta_max: float = 20.0,
+    g_schedule: str = G_SCHEDULE,
+    g_norm: float = G_NORM,
+    beta_min: float = BETA_MIN,
+    beta_max: float = BETA_MAX,
 ) -> Process:
     """Build one of PROCESS_NAMES; a clear ValueError names anything not allowed."""
     if name not in PROCESS_NAMES:

@@ -1,10 +1,11 @@
-"""The engine entry point: a run config in, a stream of trace events out, a RunRecord at the end.
+"""The engine entry point: a run config in, a stream of trace events out, a filled Trace at the end.
 
-    for event in stream(RunConfig(method="rbf", process="vp-sde", nfe=200)):
-        ...                       # the last event has kind "done" and carries the record
+    trace = Trace()
+    for event in stream(RunConfig(method="rbf", process="vp-sde", nfe=200), trace=trace):
+        ...                       # trace holds everything so far; at "done", trace.record is the record
 
-The app, the CLI and the benchmark all call `stream` (or `run`, which drains it). Stopping the
-iteration stops the run within one step: nothing runs ahead of the consumer.
+The app, the CLI and the benchmark all call `stream` (or `run`, which drains it) and read the Trace.
+Stopping the iteration stops the run within one step: nothing runs ahead of the consumer.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from flowscale.grids import GridSpec, make_grid
 from flowscale.models import CountedModel, ModelOutOfMemoryError
 from flowscale.processes import make_process
 from flowscale.sampler import FlowSampler
-from flowscale.search import METHODS, SearchContext, SearchResult, method_params
-from flowscale.trace import Event, RunRecord
+from flowscale.search import METHODS, SearchContext, SearchResult, check_method, method_params, params_dict
+from flowscale.trace import Event, RunRecord, Trace
 from flowscale.worlds import RewardError, World, build_world, world_limits
 
 __version__ = "0.1.0"
@@ -51,6 +52,7 @@ class RunOutput:
     samples: torch.Tensor
     decoded: torch.Tensor
     world: World
+    trace: Trace
 
 
 def resolve(cfg: RunConfig, world: World) -> RunConfig:
@@ -81,8 +83,12 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
-def prepare(cfg: RunConfig, world: World | None = None) -> tuple[RunConfig, World, Any]:
+Prepared = tuple[RunConfig, World, Any]  # what `prepare` returns: resolved config, world, method params
+
+
+def prepare(cfg: RunConfig, world: World | None = None) -> Prepared:
     """Validate a config, build its world and method params; every error is a ConfigError."""
+    check_method(cfg.method)
     if world is None:
         limits = world_limits(cfg.model)
         validate(cfg, limits)
@@ -98,9 +104,15 @@ def prepare(cfg: RunConfig, world: World | None = None) -> tuple[RunConfig, Worl
     return cfg, world, params
 
 
-def stream(cfg: RunConfig, world: World | None = None) -> Iterator[Event]:
-    """Run a config, yielding trace events; the final event ("done") carries `_output` (a RunOutput)."""
-    cfg, world, params = prepare(cfg, world)
+def stream(cfg: RunConfig, world: World | None = None, *, trace: Trace | None = None,
+           prepared: Prepared | None = None) -> Iterator[Event]:
+    """Run a config, yielding trace events as `trace` (a fresh one if None) takes them in.
+
+    `prepared` (from `prepare(cfg)`) skips preparing again. The final event ("done") carries `_output`
+    (a RunOutput, whose `trace` is the filled trace).
+    """
+    trace = Trace() if trace is None else trace
+    cfg, world, params = prepare(cfg, world) if prepared is None else prepared
     process = make_process(cfg.process, cfg.g_schedule, cfg.g_norm, cfg.beta_min, cfg.beta_max)
     try:
         grid = make_grid(GridSpec(cfg.grid, cfg.steps, cfg.grid_space, cfg.shift), process)
@@ -117,14 +129,16 @@ def stream(cfg: RunConfig, world: World | None = None) -> Iterator[Event]:
         cfg.nfe,
         previews=world.previews,
     )
-    yield Event("start", -1, 0, {"config": cfg.to_dict(), "grid": grid.tolist(), "world": world.info})
+    start = {"config": cfg.to_dict(), "method_params": params_dict(cfg.method, params), "grid": grid.tolist(),
+             "world": world.info}
+    yield _emit(trace, Event("start", -1, 0, start), ctx)
     # Wall time counts only the time spent inside the engine, not model loading and not the time a
     # consumer (the app drawing plots) holds each event before asking for the next.
     busy, mark = 0.0, time.perf_counter()
     steps = METHODS[cfg.method][1](ctx, params)
     try:
         while True:
-            event = next(steps)
+            event = _emit(trace, next(steps), ctx)
             busy += time.perf_counter() - mark
             yield event
             mark = time.perf_counter()
@@ -133,12 +147,21 @@ def stream(cfg: RunConfig, world: World | None = None) -> Iterator[Event]:
     except ValueError as exc:  # a method found the budget/settings infeasible before spending
         raise ConfigError("nfe" if "nfe" in str(exc) else "params", str(exc)) from None
     busy += time.perf_counter() - mark
-    output = _finish(cfg, world, ctx, model, result, busy)
+    output = _finish(cfg, world, ctx, model, result, busy, trace)
     yield Event("done", -1, ctx.ledger.used, {"_output": output, "final_reward": output.record.final_reward})
 
 
+def _emit(trace: Trace, event: Event, ctx: SearchContext) -> Event:
+    """Hand an event to the trace together with the engine's books as they stood when it was made."""
+    trace.append(event)
+    books = event.data.get("_books") or ctx.books()
+    trace.sync(ctx.grid.tolist(), books["nfe_per_step"], ctx.ledger.best_reward_by_nfe[: books["curve"]],
+               books["plan"])
+    return event
+
+
 def _finish(cfg: RunConfig, world: World, ctx: SearchContext, model: CountedModel, result: SearchResult,
-            wall: float) -> RunOutput:
+            wall: float, trace: Trace) -> RunOutput:
     if model.nfe != ctx.ledger.used:  # the two counters are independent; they must agree
         raise RuntimeError(f"NFE mismatch: model counted {model.nfe}, ledger {ctx.ledger.used}")
     decoded = world.decode(result.samples)
@@ -148,7 +171,7 @@ def _finish(cfg: RunConfig, world: World, ctx: SearchContext, model: CountedMode
         config=cfg.to_dict(),
         versions=versions(),
         grid=ctx.grid.tolist(),
-        events=[],
+        events=trace.events,
         nfe_budget=cfg.nfe,
         nfe_used=ctx.ledger.used,
         nfe_per_step=list(ctx.ledger.nfe_per_step),
@@ -163,27 +186,30 @@ def _finish(cfg: RunConfig, world: World, ctx: SearchContext, model: CountedMode
         wall_time_s=wall,
         model_time_s=model.model_time_s,
         reward_time_s=ctx.reward_time_s,
-        extra={**result.extra, "world": world.info},
+        extra={**result.extra, **_unspent(cfg, ctx), "returned_id": result.returned_id, "world": world.info},
     )
-    return RunOutput(record, result.samples, decoded, world)
+    trace.finish(record, result.returned_id)
+    return RunOutput(record, result.samples, decoded, world, trace)
 
 
-def run(cfg: RunConfig, world: World | None = None, on_event: Any = None) -> RunOutput:
-    """Drain a run; every event is also saved into the record (and passed to on_event if given)."""
-    events: list[dict[str, Any]] = []
+def _unspent(cfg: RunConfig, ctx: SearchContext) -> dict[str, int]:
+    """Budget left unspent, read from the ledger (search methods; ode/base spend exactly what they plan)."""
+    return {} if cfg.method in ("ode", "base") else {"nfe_unspent": ctx.ledger.left}
+
+
+def run(cfg: RunConfig, world: World | None = None, on_event: Any = None, trace: Trace | None = None) -> RunOutput:
+    """Drain a run into its trace (passing each event to on_event if given); the record holds its events."""
+    trace = Trace() if trace is None else trace
     output: RunOutput | None = None
     try:
-        for event in stream(cfg, world):
+        for event in stream(cfg, world, trace=trace):
             if on_event is not None:
                 on_event(event)
             if event.kind == "done":
                 output = event.data["_output"]
-            else:
-                events.append(event.to_dict())
     except (RewardError, ModelOutOfMemoryError) as exc:
-        raise RunFailed(str(exc), events, events[0]["config"] if events else cfg.to_dict()) from exc
+        raise RunFailed(str(exc), trace.events, trace.config or cfg.to_dict()) from exc
     assert output is not None, "a run stream always ends with a done event"
-    output.record.events = events
     return output
 
 

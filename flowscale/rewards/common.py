@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import torch
 import torch.nn.functional as F
 
-from flowscale.worlds.t2i.availability import load_pretrained
+from flowscale.hub import load_pretrained
 
 T = TypeVar("T")
 

@@ -11,11 +11,12 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from flowscale.config import ConfigError
 from flowscale.search.blocks import BlockParams, run_blocks
 from flowscale.search.context import Batch, SearchContext, SearchResult
-from flowscale.search.rbf import RbfParams, run_rbf
+from flowscale.search.rbf import VARIANTS, RbfParams, run_rbf
 from flowscale.search.simple import BaseParams, BonParams, run_base, run_bon
-from flowscale.search.smc import SmcParams, run_smc
+from flowscale.search.smc import RESAMPLERS, SmcParams, run_smc
 from flowscale.search.sop import SopParams, run_sop
 
 
@@ -42,6 +43,48 @@ METHODS: dict[str, tuple[type, Callable[..., Any]]] = {
     "rbf": (RbfParams, run_rbf),
 }
 SEARCH_METHODS = ("bon", "sop", "smc", "code", "svdd", "rbf")
+CHOICES = {"rbf.variant": VARIANTS, "smc.resampling": RESAMPLERS}  # settings that take one of a few names
+FIXED = {"svdd.block"}  # fields of a params dataclass that are not free choices (SVDD is the block-1 case)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One method setting as a user sees it: key "rbf.variant", its type, default and allowed names.
+
+    optional: None is allowed and means "automatic" (e.g. bon.n = budget // steps).
+    """
+
+    key: str
+    kind: type
+    default: Any
+    optional: bool
+    choices: tuple[str, ...] = ()
+
+
+def method_settings(method: str) -> list[Setting]:
+    """The user-settable fields of a method's params dataclass, read once from its type hints."""
+    cls = METHODS[method][0]
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        key = f"{method}.{f.name}"
+        if key in FIXED:
+            continue
+        options = typing.get_args(hints[f.name]) or (hints[f.name],)
+        kind = next(k for k in (bool, int, float, str) if k in options)
+        out.append(Setting(key, kind, f.default, type(None) in options, CHOICES.get(key, ())))
+    return out
+
+
+def check_method(method: Any) -> None:
+    """Method names are checked here, where the methods live."""
+    if method not in METHODS:
+        raise ConfigError("method", f"must be one of {', '.join(METHODS)}; got {method!r}")
+
+
+def params_dict(method: str, params: Any) -> dict[str, Any]:
+    """Every field of a resolved params dataclass as {"method.field": value}: what the trace records."""
+    return {f"{method}.{f.name}": getattr(params, f.name) for f in dataclasses.fields(params)}
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -90,4 +133,7 @@ def method_params(method: str, values: dict[str, Any]) -> Any:
     return cls(**kwargs)
 
 
-__all__ = ["METHODS", "SEARCH_METHODS", "Batch", "SearchContext", "SearchResult", "method_params"]
+
+
+__all__ = ["CHOICES", "METHODS", "SEARCH_METHODS", "Batch", "SearchContext", "SearchResult", "Setting", "check_method",
+           "method_params", "method_settings", "params_dict"]

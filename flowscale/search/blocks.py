@@ -65,4 +65,4 @@ def run_blocks(ctx: SearchContext, p: BlockParams) -> Generator[Event, None, Sea
     if ctx.steps == 1:  # a one-step grid: the first evaluation is also the last
         survivors = survivors.take(select_in_groups(survivors.reward, k, 0.0, ctx.generator))
     best = int(torch.argmax(survivors.reward))
-    return ordered_result(survivors, best, {"n": n, "k": k, "nfe_unspent": ctx.budget - ctx.steps * n * k})
+    return ordered_result(survivors, best, {"n": n, "k": k})

@@ -106,6 +106,9 @@ class SearchContext:
         self.reward_time_s = 0.0
         self._next_id = 0
         self._pending: list[Event] = []
+        # The method's own live budget record (RBF quota/rollover per step, SMC ESS per step): the
+        # engine copies it into the trace after every event, so no consumer has to re-derive it.
+        self.plan: dict[str, Any] = {}
         self.grid = torch.as_tensor(grid, dtype=torch.float64)
         self.ledger = Ledger(budget, self.steps)
 
@@ -156,8 +159,11 @@ class SearchContext:
             "reward_max": float(reward.max()),
             "reward_mean": float(reward.mean()),
         }
+        if bool((steps[shown] != steps[0]).any()):  # chains at different times in one batch (RBF)
+            payload["steps"] = steps[shown].tolist()
         if self.previews is not None:
             payload["_previews"] = self.previews(decoded[shown])
+        payload["_books"] = self.books()
         self._pending.append(Event("candidates", int(steps.max()), self.ledger.used, payload))
         return batch
 
@@ -175,7 +181,16 @@ class SearchContext:
 
     # --- events ------------------------------------------------------------------------------------
     def event(self, kind: str, step: int, **data: Any) -> None:
-        self._pending.append(Event(kind, step, self.ledger.used, data))
+        self._pending.append(Event(kind, step, self.ledger.used, {**data, "_books": self.books()}))
+
+    def books(self) -> dict[str, Any]:
+        """The ledger and the method's plan as they stand now. Events are queued and flushed in batches, so
+        each carries the books of the moment it was made (streamed, never saved) for the trace to copy."""
+        return {
+            "nfe_per_step": list(self.ledger.nfe_per_step),
+            "curve": len(self.ledger.best_reward_by_nfe),
+            "plan": {k: list(v) if isinstance(v, list) else v for k, v in self.plan.items()},
+        }
 
     def flush(self) -> Iterator[Event]:
         pending, self._pending = self._pending, []
@@ -184,15 +199,17 @@ class SearchContext:
 
 @dataclass
 class SearchResult:
-    """Final x0 predictions [P, ...] (the returned sample first) and their given rewards."""
+    """Final x0 predictions [P, ...] (the returned sample first), their given rewards, and the id of the
+    candidate returned (its lineage is what the trace draws)."""
 
     samples: torch.Tensor
     rewards: torch.Tensor
     extra: dict[str, Any]
+    returned_id: int = -1
 
 
 def ordered_result(final: Batch, chosen: int, extra: dict[str, Any] | None = None) -> SearchResult:
     """A result whose first sample is final[chosen], followed by the others in their order."""
     order = [chosen] + [i for i in range(len(final)) if i != chosen]
     picked = final.take(order)
-    return SearchResult(picked.x0, picked.reward, extra or {})
+    return SearchResult(picked.x0, picked.reward, extra or {}, int(picked.ids[0]))

@@ -90,6 +90,16 @@ def _ledger(ctx: SearchContext) -> tuple[list[int], list[int]]:
     return [0] * ctx.steps, [0] * ctx.steps
 
 
+def _budget_event(ctx: SearchContext, chain: Chain, mode: str, rollover: int, quota: int, r_star: float,
+                  taken: Batch) -> None:
+    """A chain leaves a transition: how (accept / forced / final), what it drew against which r*, what it took.
+
+    The event sits at the candidates' grid index; `rollover` NFE carry into the next transition.
+    """
+    ctx.event("budget", chain.k + 1, chain=chain.index, mode=mode, rollover=rollover, drawn=chain.drawn,
+              quota=quota, r_star=r_star, taken=int(taken.ids[0]), reward=float(taken.reward[0]))
+
+
 def _run_paper(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, SearchResult]:
     n, m, init = p.chains, ctx.steps, p.init_particles or 1
     spare = ctx.budget - n * init
@@ -107,6 +117,7 @@ def _run_paper(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, Searc
     quota[m - 1] += remainder
     # The remainder of the uniform split goes to the chains' last transitions, first chains first.
     extra_last = [remainder // n + (1 if c < remainder % n else 0) for c in range(n)]
+    ctx.plan.update(quota_per_step=quota, rollover_per_step=rollover, base_quota=q0)  # live, read by the trace
 
     starts = yield from _initial(ctx, n, init)
     chains = [Chain(c, starts.take(c), float(starts.reward[c]), q0) for c in range(n)]
@@ -119,18 +130,18 @@ def _run_paper(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, Searc
             chain.note(cand)
             last = chain.k + 1 == m - 1
             budget_here = chain.quota + (extra_last[chain.index] if last else 0)
-            improved = float(cand.reward[0]) > chain.best_ever
+            r_star = chain.best_ever
+            improved = float(cand.reward[0]) > r_star
             if improved and not last:
                 # Rollover: move on at once and carry the unused quota to the next transition.
                 chain.best_ever = float(cand.reward[0])
                 carry = chain.quota - chain.drawn
                 rollover[chain.k + 2] += carry
-                ctx.event("budget", chain.k + 1, chain=chain.index, mode="accept", rollover=carry)
+                _budget_event(ctx, chain, "accept", carry, budget_here, r_star, cand)
                 chain.move(cand, q0 + carry)
             elif chain.drawn >= budget_here:
                 # Quota spent: take the step's best candidate (r* stays); the last transition ends the chain.
-                mode = "final" if last else "forced"
-                ctx.event("budget", chain.k + 1, chain=chain.index, mode=mode, rollover=0)
+                _budget_event(ctx, chain, "final" if last else "forced", 0, budget_here, r_star, chain.step_best)
                 if last:
                     chain.state, chain.done = chain.step_best, True
                 else:
@@ -153,6 +164,7 @@ def _run_code(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, Search
         )
     quota, rollover = _ledger(ctx)
     quota[0] = n * init
+    ctx.plan.update(quota_per_step=quota, rollover_per_step=rollover, base_quota=q0)  # live, read by the trace
     starts = yield from _initial(ctx, n, init)
     chains = [Chain(c, starts.take(c), float(starts.reward[c]), q0) for c in range(n)]
     quota[1] = n * q0
@@ -163,18 +175,19 @@ def _run_code(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, Search
             chain.drawn += 1
             chain.note(cand)
             can_move = chain.k < m - 2
-            if float(cand.reward[0]) > chain.best_ever:
+            r_star = chain.best_ever
+            if float(cand.reward[0]) > r_star:
                 chain.best_ever = float(cand.reward[0])
                 if can_move:
                     carry = chain.quota - chain.drawn
                     quota[chain.k + 2] += q0
                     rollover[chain.k + 2] += carry
-                    ctx.event("budget", chain.k + 1, chain=i, mode="accept", rollover=carry)
+                    _budget_event(ctx, chain, "accept", carry, chain.quota, r_star, cand)
                     chain.move(cand, carry + q0)
                     continue
             if chain.drawn == chain.quota and can_move:
                 quota[chain.k + 2] += q0
-                ctx.event("budget", chain.k + 1, chain=i, mode="forced", rollover=0)
+                _budget_event(ctx, chain, "forced", 0, chain.quota, r_star, chain.step_best)
                 chain.move(chain.step_best, q0)
         yield from ctx.flush()
     # Output: the best candidate of each chain's current step (its current state if it drew none yet).

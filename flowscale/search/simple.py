@@ -53,4 +53,4 @@ def run_bon(ctx: SearchContext, p: BonParams) -> Generator[Event, None, SearchRe
     best = int(torch.argmax(final.reward))
     ctx.event("select", ctx.steps - 1, mode="argmax", kept=[int(final.ids[best])])
     yield from ctx.flush()
-    return ordered_result(final, best, {"bon_n": n, "nfe_unspent": ctx.budget - n * ctx.steps})
+    return ordered_result(final, best, {"bon_n": n})

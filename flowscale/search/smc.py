@@ -57,7 +57,8 @@ def run_smc(ctx: SearchContext, p: SmcParams) -> Generator[Event, None, SearchRe
     log_w = particles.reward / p.lam
     parent_reward = particles.reward
     yield from ctx.flush()
-    ess_per_step = []
+    ess_per_step: list[float] = []
+    ctx.plan["ess_per_step"] = ess_per_step  # live: the trace shows it as the run goes
     for step in range(1, ctx.steps):
         current_ess = ess(log_w)
         ess_per_step.append(current_ess)
@@ -74,5 +75,5 @@ def run_smc(ctx: SearchContext, p: SmcParams) -> Generator[Event, None, SearchRe
         yield from ctx.flush()
     best = int(torch.argmax(particles.reward))
     return ordered_result(
-        particles, best, {"n": n, "ess_per_step": ess_per_step, "nfe_unspent": ctx.budget - n * ctx.steps}
+        particles, best, {"n": n, "ess_per_step": ess_per_step}
     )

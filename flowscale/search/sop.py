@@ -95,5 +95,4 @@ def run_sop(ctx: SearchContext, p: SopParams) -> Generator[Event, None, SearchRe
         ctx.event("select", r * steps + steps - 1, mode="argmax", kept=last.ids.tolist())
         yield from ctx.flush()
     best = int(torch.argmax(last.reward))
-    used = steps * (p.n + p.n * p.k * (len(segments) - 1))
-    return ordered_result(last, best, {"solve_steps": steps, "segments": segments, "nfe_unspent": ctx.budget - used})
+    return ordered_result(last, best, {"solve_steps": steps, "segments": segments})

@@ -1,7 +1,9 @@
 """The Gradio app of flowscale: `build_demo()` makes the Blocks, `launch(demo)` serves it.
 
-views.py (pure trace -> plotly figures) imports no gradio, so `from flowscale.ui import views` stays
-light; layout.py and handlers.py do.
+Rooms: `layout` (the Blocks), one module per tab (`run_tab` with `run_controls`, `compare_tab`,
+`replay_tab`) and `api` (/run) hold the gradio code; `session`, `panels`, `controls`, `models` and
+`records` hold none (the run session, what a view shows, controls -> RunConfig, what each model offers,
+record files). Figures come from `flowscale.figures`; sampling maths only from the engine.
 """
 
 from __future__ import annotations

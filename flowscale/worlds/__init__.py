@@ -6,28 +6,14 @@ Each world module exposes `build_world(cfg: RunConfig) -> World` and `LIMITS`.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import Any
 
+from flowscale.catalog import MODEL_NAMES, WORLD_MODULES
+from flowscale.config import ConfigError, Limits, RunConfig
 from flowscale.worlds.base import Reward, RewardError, World, WorldDefaults
-
-if TYPE_CHECKING:
-    from flowscale.config import Limits, RunConfig
-
-# model name -> module implementing it
-WORLD_MODULES = {
-    "toy2d": "flowscale.worlds.toy2d",
-    "shapes": "flowscale.worlds.shapes.world",
-    "flux-schnell": "flowscale.worlds.t2i.world",
-    "flux-dev": "flowscale.worlds.t2i.world",
-    "sd3.5": "flowscale.worlds.t2i.world",
-    "sd3": "flowscale.worlds.t2i.world",
-}
-MODEL_NAMES = tuple(WORLD_MODULES)
 
 
 def world_module(model: str):  # noqa: ANN201 - a module object
-    from flowscale.config import ConfigError
-
     if model not in WORLD_MODULES:
         raise ConfigError("model", f"must be one of {', '.join(MODEL_NAMES)}; got {model!r}")
     try:
@@ -44,4 +30,11 @@ def build_world(cfg: RunConfig) -> World:
     return world_module(cfg.model).build_world(cfg)
 
 
-__all__ = ["MODEL_NAMES", "Reward", "RewardError", "World", "WorldDefaults", "build_world", "world_limits"]
+def background_for(model: str, info: dict[str, Any], reward_spec: str, lam: float) -> dict[str, Any] | None:
+    """The picture a world draws under its 2-D paths plot (see toy2d.background), or None."""
+    module = world_module(model)
+    draw = getattr(module, "background", None)
+    return draw(info, reward_spec, lam) if callable(draw) else None
+
+
+__all__ = ["MODEL_NAMES", "background_for", "Reward", "RewardError", "World", "WorldDefaults", "build_world", "world_limits"]

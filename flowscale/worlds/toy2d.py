@@ -202,6 +202,58 @@ def tilted_density(
     return {"axis": axis.tolist(), "density": p.tolist(), "tilted": tilted.tolist()}
 
 
+def reward_geometry(spec: str) -> dict[str, Any]:
+    """What a 2-D reward looks like on the plane: {"point": [x, y]} or {"region": [x0, y0, x1, y1]}; {} for
+    logp or a spec that does not parse (the run itself reports that)."""
+    kind = (spec or "").split(":", 1)[0]
+    try:
+        if kind == "point":
+            return {"point": list(parse_point(spec))}
+        if kind == "region":
+            return {"region": list(_numbers(spec, "region", 4))}
+    except ValueError:
+        pass
+    return {}
+
+
+def plot_extent(mixture: GaussianMixture, reward_spec: str) -> tuple[float, float]:
+    """A square window holding every mode (3 std), the reward's target and most of the N(0, I) noise."""
+    values = [3.2, -3.2]
+    for (mx, my), s in zip(mixture.means.tolist(), mixture.stds.tolist(), strict=True):
+        values += [mx + 3 * s, mx - 3 * s, my + 3 * s, my - 3 * s]
+    geometry = reward_geometry(reward_spec)
+    values += geometry.get("point", []) + geometry.get("region", [])
+    lo, hi = min(values), max(values)
+    pad = 0.04 * (hi - lo)
+    return round(lo - pad, 3), round(hi + pad, 3)
+
+
+def background(info: dict[str, Any], reward_spec: str, lam: float = 1.0, n: int = 72) -> dict[str, Any] | None:
+    """What the 2-D paths plot draws under the particles, from a run's world info: the data density and the
+    reward-tilted target on an n x n grid (both scaled to a maximum of 1; the density as a square root so
+    that a 5 % mode stays visible), the window, and the reward's geometry. None without a mixture."""
+    if not (info or {}).get("mixture"):
+        return None
+    gm = GaussianMixture.from_dict(info["mixture"])
+    try:
+        reward = make_reward(reward_spec or "logp", gm)
+    except ValueError:
+        reward = make_reward("logp", gm)
+    lo, hi = plot_extent(gm, reward_spec)
+    data = tilted_density(gm, reward, lam, lo, hi, n)
+    density = torch.tensor(data["density"]).sqrt()
+    tilted = torch.tensor(data["tilted"])
+    return {
+        "axis": [round(v, 4) for v in data["axis"]],
+        "density": (density / density.max()).round(decimals=4).tolist(),
+        "tilted": (tilted / tilted.max()).round(decimals=4).tolist(),
+        "lam": lam,
+        "reward": reward_spec,
+        "extent": [lo, hi],
+        "geometry": reward_geometry(reward_spec),
+    }
+
+
 def load_mixture(preset: str | None, mixture: dict | str | None) -> GaussianMixture:
     if mixture is not None:
         data = json.loads(mixture) if isinstance(mixture, str) else mixture

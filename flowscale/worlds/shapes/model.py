@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from flowscale.processes import make_process, process_step
 from flowscale.worlds.shapes.scenes import CLASSES, MAX_OBJECTS
 
 N_CLASSES = len(CLASSES)
@@ -183,6 +184,9 @@ def load_net(folder: str | Path) -> ShapesVelocityNet:
     return net.eval()
 
 
+_LINEAR_ODE = make_process("linear-ode")
+
+
 def euler_sample(
     model: ShapesFlowModel,
     cond: torch.Tensor,
@@ -191,11 +195,11 @@ def euler_sample(
     generator: torch.Generator | None = None,
     x1: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Plain Euler ODE sampler from t = 1 to 0 on a uniform grid, from the noise x1 [n, 3, 32, 32] if given
+    """Plain Euler ODE sampler (the engine's Linear-ODE step, without search or trace) from t = 1 to 0 on a uniform grid, from the noise x1 [n, 3, 32, 32] if given
     (else drawn from `generator`). Returns x0 [n, 3, 32, 32] (model space)."""
     x = torch.randn((n, *model.sample_shape), generator=generator, dtype=torch.float32) if x1 is None else x1
     ts = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
     for i in range(steps):
         u = model.velocity(x, ts[i].expand(n), cond)
-        x = x - float(ts[i] - ts[i + 1]) * u
+        x = process_step(_LINEAR_ODE, x, u, ts[i], ts[i + 1], None)  # the engine's Euler step, not a copy
     return x

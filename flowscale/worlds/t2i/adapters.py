@@ -183,7 +183,7 @@ class TinyPreviewDecoder:
     def __init__(self, path: str, device: torch.device, dtype: torch.dtype) -> None:
         from diffusers import AutoencoderTiny
 
-        from flowscale.worlds.t2i.availability import load_pretrained
+        from flowscale.hub import load_pretrained
 
         self.vae = load_pretrained(lambda loc, local: AutoencoderTiny.from_pretrained(loc, local_files_only=local),
                                    path, "params", "preview autoencoder (t2i.preview_vae)")

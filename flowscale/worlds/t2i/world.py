@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from flowscale.config import ConfigError, Limits, RunConfig
+from flowscale.hub import default_device, default_dtype, env_flag
 from flowscale.worlds.base import Reward, World, WorldDefaults
 from flowscale.worlds.t2i.adapters import (
     DiffusersFlowAdapter,
@@ -43,12 +44,13 @@ from flowscale.worlds.t2i.adapters import (
     TinyPreviewDecoder,
     thumbnails,
 )
-from flowscale.worlds.t2i.availability import FAMILIES, default_device, default_dtype, env_flag, load_pipeline
+from flowscale.worlds.t2i.availability import FAMILIES, load_pipeline
 
 LIMITS = Limits(max_nfe=2000, max_particles=64, max_steps=200, max_prompt_chars=300)
 DEFAULT_SIZE = 1024
 SIZE_MULTIPLE = 16  # FLUX packs 2x2 latents of an 8x VAE; SD3 has patch 2 on an 8x VAE
 PREVIEW_SIZE = 64
+DEFAULT_PROMPT = "a photo of three apples and a red book on a wooden table"  # what the app starts with
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.helpers import free_port
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, runner: list[str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -77,7 +75,7 @@ def _rows(path: Path) -> list[dict]:
     return rows
 
 
-def test_bench_single_and_sharded_agree(tmp_path):
+def test_bench_single_and_sharded_agree(tmp_path, free_port):
     single = cli(*BENCH, "--out", str(tmp_path / "one"))
     assert single.returncode == 0, single.stderr
     port = free_port()

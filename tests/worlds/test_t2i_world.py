@@ -52,9 +52,9 @@ from flowscale.run import run
 from flowscale.sampler import FlowSampler
 from flowscale.worlds.t2i import world as t2i
 from flowscale.worlds.t2i.adapters import FluxAdapter, SD3Adapter
-from flowscale.worlds.t2i.availability import clear_cache, load_pipeline
+from flowscale.worlds.t2i.availability import load_pipeline
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PROMPT = "a red apple"
 
 
@@ -117,18 +117,7 @@ def tiny_sd3() -> StableDiffusion3Pipeline:
         transformer=transformer)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _offline_single_thread():
-    """HF_HUB_OFFLINE=1 for every test here; one torch thread (tiny models are slower with contention)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("FLOWSCALE_DEVICE", "cpu")
-        mp.delenv("FLOWSCALE_AESTHETIC_HEAD", raising=False)
-        yield
-    torch.set_num_threads(threads)
-    clear_cache()
+pytestmark = pytest.mark.usefixtures("offline_single_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -37,14 +37,9 @@ def chromium() -> str:
     pytest.fail("Chromium not found: install Debian's chromium (apt-get install -y chromium; .ci/run does this)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def app_server(tmp_path_factory, free_port):
+    """app.py as a user starts it (its own process), on loopback."""
     port = free_port()
     env = dict(
         os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False"
@@ -79,13 +74,13 @@ def shots(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def page(app_server):
     executable = chromium()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=executable, headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 1000})
         page.set_default_timeout(SLOW)
-        page.goto(app_url)
+        page.goto(app_server)
         yield page
         browser.close()
 
@@ -142,3 +137,30 @@ def test_stop_ends_a_long_run(page, shots):
     expect(page.locator("#record-file")).to_be_hidden()  # a record is only offered for a finished run
     expect(page.locator("#plot-trajectories")).not_to_contain_text("finished", timeout=1000)
     page.screenshot(path=str(shots / "app_stopped.png"), full_page=True)
+
+
+def test_the_step_scrubber_replays_a_middle_step(page, shots):
+    """Run the default world, move #step-scrubber to a middle step: the paths plot redraws at that step
+    and #step-story tells it."""
+    page.reload()
+    expect(page.locator("#run")).to_be_visible()
+    page.locator("#run").click()
+    expect(page.locator("#status")).to_contain_text("Done")
+    expect(page.locator("#plot-trajectories")).to_contain_text("finished")
+    before = page.locator("#plot-trajectories .main-svg").first.inner_html()
+    box = page.locator("#step-scrubber input[type=number]")
+    expect(box).to_be_enabled()
+    box.fill("12")
+    box.press("Enter")
+    expect(page.locator("#step-story")).to_contain_text("Step 12 (t =")
+    expect(page.locator("#plot-trajectories")).to_contain_text("step 12 (t =")
+    expect(page.locator("#plot-trajectories")).to_contain_text("candidates of step 12")
+    expect(page.locator("#plot-budget")).to_contain_text("step 12:")
+    assert page.locator("#plot-trajectories .main-svg").first.inner_html() != before
+    page.locator("#step-scrubber").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "app_step12.png"), full_page=True)
+    # Play walks on through the later steps; Latest goes back to the finished run.
+    page.locator("#step-play").click()
+    expect(page.locator("#step-story")).to_contain_text("Step 14", timeout=60_000)
+    page.locator("#step-latest").click()
+    expect(page.locator("#plot-trajectories")).to_contain_text("finished")

@@ -19,7 +19,7 @@ from flowscale.worlds.shapes.prompts import (
 )
 from flowscale.worlds.shapes.scenes import CLASSES, SceneObject, render
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "shapes"
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "shapes"
 
 
 # ----------------------------------------------------------------------------------------------- scenes

@@ -1,32 +1,20 @@
 """Many visitors at once: concurrent /run requests do not change each other's results."""
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-
 from gradio_client import Client
 
-from flowscale.ui import build_demo, launch
-from tests.helpers import free_port
+from flowscale.trace import TIMING_KEYS as TIMING
 
-TIMING = ("wall_time_s", "model_time_s", "reward_time_s")
 REQUESTS = [dict(method=m, process=p, nfe=120, seed=s) for s, (m, p) in enumerate(
     [("rbf", "vp-sde"), ("smc", "linear-sde"), ("svdd", "linear-sde"), ("bon", "linear-ode"),
      ("code", "vp-sde"), ("rbf", "linear-sde")])]
 
 
 @pytest.fixture(scope="module")
-def url():
-    demo = build_demo()
-    _, local_url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
-                             quiet=True)
-    try:
-        yield local_url
-    finally:
-        demo.close()
+def url(app_url):
+    return app_url
 
 
 def record_of(url: str, kwargs: dict) -> dict:

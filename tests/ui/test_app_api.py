@@ -1,35 +1,29 @@
 """The Gradio app: its named API endpoint /run through gradio_client against a live local server, and its
 handlers (config building, record upload, replay) called directly."""
 
+import dataclasses
 import json
-import os
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: no telemetry threads
-
 from gradio_client import Client
 
 from flowscale import ConfigError, RunConfig
-from flowscale.ui import build_demo, handlers, launch
-from tests.helpers import free_port
-
-TIMING = ("wall_time_s", "model_time_s", "reward_time_s")
+from flowscale.trace import TIMING_KEYS as TIMING
+from flowscale.ui import controls, models, records
+from flowscale.ui.replay_tab import ReplayTab, redraw_ui, replay_ui
+from flowscale.ui.run_controls import Controls
+from flowscale.ui.run_tab import Results, RunTab, stream_session
 
 
 @pytest.fixture(scope="module")
-def client():
-    demo = build_demo()
-    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
-    c = Client(url, verbose=False, download_files=False)
+def client(app_url):
+    c = Client(app_url, verbose=False, download_files=False)
     try:
         yield c
     finally:
         c.close()
-        demo.close()
 
 
 def without_timings(record: dict) -> dict:
@@ -119,7 +113,7 @@ def ui_values(**over):
         "steps": 25,
         "seed": 0,
         "preset": "imbalanced4",
-        "mixture": handlers.preset_rows("imbalanced4"),
+        "mixture": controls.preset_rows("imbalanced4"),
         "reward": "point:-2,2",
         "heldout": "logp",
         "prompt": "",
@@ -129,71 +123,57 @@ def ui_values(**over):
         "beta_max": 20.0,
         "grid": "default",
     }
-    for s in handlers.all_settings():
+    for s in controls.all_settings():
         values[s.key] = 0 if s.default is None else s.default
     values.update(over)
     return values
 
 
 def test_ui_values_become_a_run_config_with_only_changed_method_settings():
-    cfg = handlers.build_config(ui_values(**{"rbf.variant": "code", "smc.lam": 0.5}))
+    cfg = controls.build_config(ui_values(**{"rbf.variant": "code", "smc.lam": 0.5}))
     assert cfg.preset == "imbalanced4" and cfg.mixture is None
     assert cfg.params == {"rbf.variant": "code"}  # other methods' settings stay out of the record
-    edited = handlers.preset_rows("imbalanced4")
+    edited = controls.preset_rows("imbalanced4")
     edited[0][2] = 0.8
-    cfg = handlers.build_config(ui_values(mixture=edited))
+    cfg = controls.build_config(ui_values(mixture=edited))
     assert cfg.preset is None and cfg.mixture["stds"][0] == 0.8
     with pytest.raises(ConfigError) as info:
-        handlers.build_config(ui_values(mixture=[["a", 1, 1, 1]]))
+        controls.build_config(ui_values(mixture=[["a", 1, 1, 1]]))
     assert info.value.field == "mixture"
     with pytest.raises(ConfigError) as info:
-        handlers.build_config(ui_values(seed=None))
+        controls.build_config(ui_values(seed=None))
     assert info.value.field == "seed"
 
 
-def fake_ui():
-    names = [
-        "status",
-        "record_file",
-        "plot_paths",
-        "plot_budget",
-        "plot_reward",
-        "side_by_side",
-        "previews",
-        "state",
-        "image_baseline",
-        "image_method",
-        "tabs",
-        "replay_status",
-    ]
-    return SimpleNamespace(**{n: n for n in names})
+def fake_tab() -> RunTab:
+    """A Run tab whose components are their own names: updates come back keyed by name."""
+    results = Results(**{f.name: f.name for f in dataclasses.fields(Results)})
+    return RunTab(Controls(), results)
 
 
 def test_session_streams_baseline_method_and_bon_then_writes_the_record(tmp_path):
-    ui = fake_ui()
-    cfg = handlers.build_config(ui_values(nfe=100, steps=10))
-    updates = list(handlers._stream_session(ui, cfg, None, lambda *a, **k: None))
+    tab = fake_tab()
+    cfg = controls.build_config(ui_values(nfe=100, steps=10))
+    updates = list(stream_session(tab, cfg, None, lambda *a, **k: None))
     drawn = [u for u in updates if "plot_paths" in u]
     assert len(drawn) >= 3  # at least the end of each phase
     final = updates[-1]
-    state = final["state"]
-    assert state["baseline"]["config"]["method"] == "ode" and state["bon"]["config"]["method"] == "bon"
-    assert state["record"]["nfe_used"] == 100
+    view = final["state"]
+    assert view.baseline.config["method"] == "ode" and view.bon.config["method"] == "bon"
+    assert view.method.record.nfe_used == 100
     path = final["record_file"]["value"]
     saved = json.loads(Path(path).read_text())
-    assert without_timings(saved) == without_timings(state["record"])
+    assert without_timings(saved) == without_timings(view.method.record.saved())
     assert final["status"].startswith("**Done**")
 
 
 def test_uploaded_records_are_checked_before_anything_runs(tmp_path):
-    record = handlers.record_dict(
-        __import__("flowscale").run(RunConfig(method="bon", process="linear-sde", nfe=50, steps=5)).record
-    )
+    record = __import__("flowscale").run(RunConfig(method="bon", process="linear-sde", nfe=50, steps=5)).record.saved()
     good = tmp_path / "record.json"
     good.write_text(json.dumps(record))
-    assert handlers.read_upload(str(good))["config"]["method"] == "bon"
+    assert records.read_upload(str(good))["config"]["method"] == "bon"
     cases = {
-        "big.json": "{" + " " * (handlers.MAX_RECORD_BYTES + 1) + "}",
+        "big.json": "{" + " " * (records.MAX_RECORD_BYTES + 1) + "}",
         "bad.json": "{not json",
         "list.json": "[1, 2]",
         "unknown.json": json.dumps({"config": {"model": "toy2d", "evil": 1}}),
@@ -203,28 +183,30 @@ def test_uploaded_records_are_checked_before_anything_runs(tmp_path):
     for name, text in cases.items():
         (tmp_path / name).write_text(text)
         with pytest.raises(ConfigError):
-            handlers.read_upload(str(tmp_path / name))
+            records.read_upload(str(tmp_path / name))
 
 
 def test_replay_of_a_downloaded_record_is_identical(tmp_path):
-    ui = fake_ui()
-    cfg = handlers.build_config(ui_values(method="svdd", nfe=100, steps=10, seed=5))
-    final = list(handlers._stream_session(ui, cfg, None, lambda *a, **k: None, with_bon=False))[-1]
+    tab = fake_tab()
+    replay = ReplayTab("upload", "replay", "redraw", "replay_status")
+    cfg = controls.build_config(ui_values(method="svdd", nfe=100, steps=10, seed=5))
+    final = list(stream_session(tab, cfg, None, lambda *a, **k: None, with_bon=False))[-1]
     path = final["record_file"]["value"]
-    updates = list(handlers.replay_ui(ui, path, ["pruned"], lambda *a, **k: None))
+    updates = list(replay_ui(replay, tab, "tabs", path, ["pruned"], lambda *a, **k: None))
     assert "Replay identical" in updates[-1]["replay_status"]
     tampered = json.loads(Path(path).read_text())
     tampered["final_reward"] += 1.0
     other = tmp_path / "tampered.json"
     other.write_text(json.dumps(tampered))
-    updates = list(handlers.replay_ui(ui, str(other), ["pruned"], lambda *a, **k: None))
+    updates = list(replay_ui(replay, tab, "tabs", str(other), ["pruned"], lambda *a, **k: None))
     assert "Replay differs" in updates[-1]["replay_status"] and "final_reward" in updates[-1]["replay_status"]
-    drawn = handlers.redraw_ui(ui, path, ["density", "pruned"])
+    drawn = redraw_ui(replay, tab, "tabs", path, ["density", "pruned"])
     assert drawn["plot_paths"].layout.title.text.startswith("<b>Particle paths")
+    assert drawn["state"].method.views() == final["state"].method.views()  # the record loads back into the trace
 
 
 def test_unavailable_models_get_a_reason_not_a_crash():
-    assert handlers.model_status("toy2d") is None
-    assert "toy3d" in handlers.model_status("toy3d")
-    for model in handlers.MODEL_NAMES:
-        assert handlers.status_markdown(model).startswith(("✓", "⚠"))
+    assert models.model_status("toy2d") is None
+    assert "toy3d" in models.model_status("toy3d")
+    for model in models.MODEL_NAMES:
+        assert models.status_markdown(model).startswith(("✓", "⚠"))

@@ -55,19 +55,7 @@ PROMPT = "3 red apples and 2 bananas"
 CLASSES = ["red apples", "bananas"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _offline_single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        for var in ("FLOWSCALE_CLIP_PATH", "FLOWSCALE_AESTHETIC_HEAD", "FLOWSCALE_PICKSCORE_PATH",
-                    "FLOWSCALE_PICKSCORE_PROCESSOR", "FLOWSCALE_GDINO_PATH", "FLOWSCALE_SAM_PATH",
-                    "FLOWSCALE_VQASCORE_URL"):
-            mp.delenv(var, raising=False)
-        yield
-    torch.set_num_threads(threads)
-    common.clear_cache()
+pytestmark = pytest.mark.usefixtures("offline_single_thread")  # conftest.py
 
 
 def images(n: int = 3, size: int = 48, seed: int = 0) -> torch.Tensor:

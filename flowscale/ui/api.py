@@ -1,0 +1,61 @@
+"""The API endpoint /run (gr.api derives its schema from this signature): the CLI's names and values."""
+
+from __future__ import annotations
+
+import inspect
+import time
+
+from flowscale.config import RunConfig
+from flowscale.ui.errors import as_gr_error
+from flowscale.ui.models import APP_DEFAULTS as D
+from flowscale.ui.session import Phase, run_phase
+
+API_EVERY_S = 0.1  # progress period
+
+
+def api_run(
+    model: str = D["model"],
+    method: str = D["method"],
+    process: str = D["process"],
+    nfe: int = D["nfe"],
+    seed: int = D["seed"],
+    steps: int | None = None,
+    prompt: str | None = None,
+    preset: str | None = None,
+    reward: str | None = None,
+    heldout: str | None = None,
+    params: dict | None = None,
+) -> tuple[dict, dict | None]:  # per update (a generator): gradio reads the output schema from this
+    """Run flowscale once and stream progress; the last update carries the run record (record.json).
+
+    Names and values are the CLI's: model toy2d | shapes | flux-schnell ..., method bon | sop | smc |
+    code | svdd | rbf | ode, process linear-ode | linear-sde | vp-sde, params {"rbf.variant": "code", ...}.
+    Settings left out keep the model's defaults.
+    """
+    try:
+        cfg = RunConfig(model=model, method=method, process=process, nfe=nfe, seed=seed, steps=steps, prompt=prompt,
+                        preset=preset, reward=reward, heldout=heldout, params=dict(params or {}))
+        phase = Phase("method", cfg)
+        trace = phase.trace
+        yield {"status": "started", "nfe_spent": 0, "nfe_budget": nfe}, None
+        last, mark = time.perf_counter(), 0
+        for event in run_phase(phase, None):
+            if event.kind != "candidates":
+                continue
+            budget = trace.config["nfe"]
+            now = time.perf_counter()
+            if now - last >= API_EVERY_S or event.nfe_total >= mark:  # every 0.1 s and every tenth of the budget
+                last, mark = now, event.nfe_total + max(1, budget // 10)
+                status = {"status": "running", "step": event.step, "nfe_spent": event.nfe_total,
+                          "nfe_budget": budget, "best_reward": trace.best_reward_by_nfe[-1][1]}
+                yield status, None
+        record = trace.record
+        done = {"status": "done", "nfe_spent": record.nfe_used, "nfe_budget": record.nfe_budget,
+                "final_reward": record.final_reward}
+        yield done, record.saved()
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a readable message
+        raise as_gr_error(exc) from None
+
+
+# gradio reads the endpoint's outputs from the return annotation; resolve it (this module postpones annotations)
+api_run.__signature__ = inspect.signature(api_run, eval_str=True)

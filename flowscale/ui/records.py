@@ -1,0 +1,69 @@
+"""Run records in the app, with no gradio: offering one for download, reading an upload, judging a replay.
+
+An upload is size-capped JSON whose config is validated before anything runs; nothing in it is executed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from flowscale.config import ConfigError, RunConfig
+from flowscale.trace import TIMING_KEYS, RunRecord
+
+MAX_RECORD_BYTES = 5 * 1024 * 1024
+RECORD_DIR = Path(tempfile.gettempdir()) / "flowscale-records"
+
+
+def save_record(record: RunRecord) -> str:
+    """Write a record to a fresh per-run file (old ones are pruned after an hour)."""
+    RECORD_DIR.mkdir(parents=True, exist_ok=True)
+    for old in RECORD_DIR.glob("*.json"):
+        if time.time() - old.stat().st_mtime > 3600:
+            old.unlink(missing_ok=True)
+    cfg = record.config
+    fd, path = tempfile.mkstemp(
+        prefix=f"flowscale-{cfg.get('model')}-{cfg.get('method')}-seed{cfg.get('seed')}-", suffix=".json",
+        dir=RECORD_DIR,
+    )
+    with os.fdopen(fd, "w") as f:
+        json.dump(record.saved(), f, indent=1, allow_nan=False)
+    return path
+
+
+def read_upload(path: str | None) -> dict[str, Any]:
+    """An uploaded record: size-capped JSON object with a valid config; nothing in it is executed."""
+    if not path:
+        raise ConfigError("record", "upload a record JSON file first")
+    file = Path(path)
+    if file.suffix.lower() != ".json":
+        raise ConfigError("record", "must be a .json file")
+    if file.stat().st_size > MAX_RECORD_BYTES:
+        raise ConfigError("record", f"is larger than {MAX_RECORD_BYTES // (1024 * 1024)} MB")
+    try:
+        record = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError("record", f"is not valid JSON ({exc})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise ConfigError("record", 'must be a JSON object with a "config" object (a flowscale record.json)')
+    cfg = RunConfig.from_dict(record["config"])
+    if cfg.model_path is not None:
+        raise ConfigError("model_path", "records that name a local model folder cannot be replayed in the app")
+    if not isinstance(record.get("events", []), list) or not all(isinstance(e, dict) for e in record.get("events", [])):
+        raise ConfigError("events", "must be a list of event objects")
+    return record
+
+
+def replay_verdict(uploaded: dict[str, Any], again: RunRecord) -> str:
+    """Whether a re-run record equals the uploaded one (timings aside), and where it differs."""
+    expected = {k: v for k, v in uploaded.items() if k not in TIMING_KEYS}
+    result = again.comparable()
+    if result == expected:
+        return "✓ **Replay identical**: the re-run record matches the uploaded one exactly (timings aside)."
+    keys = sorted(k for k in set(result) | set(expected) if result.get(k) != expected.get(k))
+    versions = "" if result.get("versions") == expected.get("versions") else " (the versions differ)"
+    return f"≠ **Replay differs** in: {', '.join(keys)}{versions}."

@@ -1,0 +1,104 @@
+"""The app's run session, with no gradio: the ODE baseline, the method, and Best-of-N at the same budget.
+
+`session(cfg)` builds the world once, then streams the three runs one after the other, each into its own
+`Trace` (the engine's object), and yields a `Snapshot` after every event. Every view the app draws reads
+those traces; nothing here recomputes what a trace holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowscale.config import RunConfig
+from flowscale.run import RunOutput, prepare, stream
+from flowscale.search import params_dict
+from flowscale.trace import Event, Trace, tilt_lambda
+from flowscale.worlds import World, background_for
+
+PHASE_NAMES = {"baseline": "ODE baseline", "bon": "BoN at the same budget"}
+
+
+@dataclass
+class Phase:
+    name: str  # "baseline" | "method" | "bon"
+    cfg: RunConfig
+    trace: Trace = field(default_factory=Trace)
+    output: RunOutput | None = None
+
+
+@dataclass
+class Snapshot:
+    """Where a session stands: its phases so far, the active one, and the 2-D background picture data."""
+
+    world: World | None
+    phases: dict[str, Phase]
+    active: str
+    nfe_done: int  # across phases
+    nfe_total: int
+    background: dict[str, Any] | None = None
+    phase_ended: bool = False
+
+    def trace(self, name: str) -> Trace | None:
+        return self.phases[name].trace if name in self.phases else None
+
+    @property
+    def method(self) -> Trace:
+        return self.phases["method"].trace
+
+    def progress_text(self) -> str:
+        from flowscale.figures import label
+
+        phase = self.phases[self.active]
+        what = PHASE_NAMES.get(self.active) or label(phase.cfg.method, phase.cfg.process)
+        return f"{what}: {self.nfe_done} / {self.nfe_total} NFE in total"
+
+
+def background_of(trace: Trace) -> dict[str, Any] | None:
+    """The 2-D density picture data for a (loaded) trace, from its world info; None in image worlds."""
+    if trace.image_world or not trace.world.get("mixture"):
+        return None
+    return background_for(trace.config.get("model", "toy2d"), trace.world, trace.config.get("reward") or "logp",
+                          trace.tilt_lambda)
+
+
+def run_phase(phase: Phase, world: World | None, prepared: Any = None) -> Iterator[Event]:
+    """Stream one run into `phase.trace`, yielding its events; the output is kept when it finishes."""
+    for event in stream(phase.cfg, world, trace=phase.trace, prepared=prepared):
+        if event.kind == "done":
+            phase.output = event.data["_output"]
+        yield event
+
+
+def session(cfg: RunConfig, *, baseline: bool = True, bon: bool = True, world: World | None = None
+            ) -> Iterator[Snapshot]:
+    """Baseline (ODE, same seed), the method, then BoN at the same budget; a snapshot after every event.
+
+    Everything is validated (ConfigError) before anything runs, and the world is built once for all three.
+    """
+    prepared = prepare(cfg, world)
+    resolved, world, params = prepared
+    phases = []
+    if baseline:
+        phases.append(Phase("baseline", dataclasses.replace(cfg, method="ode", params={})))
+    phases.append(Phase("method", cfg))
+    if bon and cfg.method != "bon":
+        phases.append(Phase("bon", dataclasses.replace(cfg, method="bon", params={})))
+    total = sum(resolved.steps if p.name == "baseline" else resolved.nfe for p in phases)
+    background = None
+    if world.info.get("mixture"):  # the 2-D world: its density, tilted as the method targets it
+        lam = tilt_lambda(resolved.method, params_dict(resolved.method, params))
+        background = background_for(resolved.model, world.info, resolved.reward, lam)
+    # Every phase's trace exists from the start (empty until it runs), so views can always read all three.
+    snap = Snapshot(world, {p.name: p for p in phases}, phases[0].name, 0, total, background)
+    done = 0
+    for phase in phases:
+        snap.active = phase.name
+        snap.phase_ended = False
+        for event in run_phase(phase, world, prepared if phase.name == "method" else None):
+            snap.nfe_done = done + event.nfe_total
+            snap.phase_ended = event.kind == "done"
+            yield snap
+        done += phase.trace.nfe_used
