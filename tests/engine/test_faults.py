@@ -3,11 +3,10 @@
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from run_configs import run_settings
 
 from flowscale import RunConfig, RunFailed, replay, run
 from flowscale.config import ConfigError
-from flowscale.search import SEARCH_METHODS
 from flowscale.worlds import build_world
 from flowscale.worlds.base import Reward
 
@@ -82,15 +81,9 @@ def test_absurd_budget_is_a_config_error():
         run(RunConfig(method="rbf", nfe=10**9))
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    method=st.sampled_from(SEARCH_METHODS),
-    process=st.sampled_from(["linear-ode", "linear-sde", "vp-ode", "vp-sde"]),
-    steps=st.integers(2, 12),
-    nfe=st.integers(1, 400),
-    seed=st.integers(0, 2**31),
-    variant=st.sampled_from(["paper", "code"]),
-)
+@given(**run_settings())
 def test_ledger_properties(method, process, steps, nfe, seed, variant):
     params = {"rbf.variant": variant, "rbf.init_particles": 2} if method == "rbf" else {}
     cfg = RunConfig(method=method, process=process, steps=steps, nfe=nfe, seed=seed, params=params)

@@ -9,6 +9,7 @@ from flowscale.worlds.toy2d import PRESETS, GaussianMixture
 GM = GaussianMixture.from_dict(PRESETS["imbalanced4"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "process",
     ["linear-ode", "linear-sde", "vp-sde"],

@@ -4,14 +4,13 @@ method x process, and a saved record loads back into the same Trace."""
 import json
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from run_configs import run_settings
 
 from flowscale import ConfigError, RunConfig, stream
 from flowscale.search import SEARCH_METHODS, method_params, params_dict
 from flowscale.trace import Trace
-
-PROCESSES = ["linear-ode", "linear-sde", "vp-ode", "vp-sde"]
 
 
 def same(a, b) -> bool:
@@ -35,15 +34,9 @@ def check_live(trace: Trace, event, seen_candidates: int) -> int:
     return seen_candidates
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    method=st.sampled_from(("base", *SEARCH_METHODS)),
-    process=st.sampled_from(PROCESSES),
-    steps=st.integers(2, 9),
-    nfe=st.integers(1, 240),
-    seed=st.integers(0, 2**31),
-    variant=st.sampled_from(["paper", "code"]),
-)
+@given(**run_settings(("base", *SEARCH_METHODS), max_steps=9, max_nfe=240))
 def test_trace_views_equal_the_ledger_and_the_method_record(method, process, steps, nfe, seed, variant):
     params = {"rbf.variant": variant, "rbf.init_particles": 2} if method == "rbf" else {}
     cfg = RunConfig(method=method, process=process, steps=steps, nfe=nfe, seed=seed, params=params,
