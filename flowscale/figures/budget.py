@@ -56,7 +56,7 @@ def budget_figure(trace: Trace | None, step: int | None = None) -> go.Figure:
         annotations=annotations,
         legend={"orientation": "h", "x": 0, "y": -0.24, "yanchor": "top"},
         margin={"b": 40},
-        xaxis=axis("denoising step k (t: 1 → 0)", dtick=max(1, len(spent) // 12)),
+        xaxis=axis("denoising step k (t: 1 → 0)", dtick=max(1, len(spent) // 12), range=[-0.6, len(spent) - 0.4]),
         yaxis=axis("model evaluations (NFE)", rangemode="tozero"),
         uirevision="budget",
     )

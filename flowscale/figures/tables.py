@@ -11,7 +11,7 @@ from flowscale.trace import Trace
 
 
 def _fmt(value: Any) -> str:
-    return "—" if value is None else f"{float(value):.4g}"
+    return "—" if value is None else f"{float(value) + 0.0:.4g}"  # + 0.0: a reward of -0.0 reads 0
 
 
 def side_by_side_markdown(runs: Sequence[tuple[str, Trace | None]]) -> str:

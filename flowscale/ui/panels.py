@@ -66,7 +66,7 @@ def summary(trace: Trace) -> str:
     cfg = record.config
     held = record.heldout_reward
     return (
-        f"{figures.label(cfg['method'], cfg['process'])}: given reward {record.final_reward:.4g}"
-        + ("" if held is None else f", held-out {held:.4g}")
+        f"{figures.label(cfg['method'], cfg['process'])}: given reward {record.final_reward + 0.0:.4g}"
+        + ("" if held is None else f", held-out {held + 0.0:.4g}")
         + f", {record.nfe_used} / {record.nfe_budget} NFE, {record.wall_time_s:.2f} s."
     )

@@ -137,11 +137,15 @@ def draw(r: Results, view: View, layers: list[str] | None, step: int | None) -> 
     return out
 
 
-def scrubber_update(view: View, value: int | None = None) -> Any:
+def scrubber_update(view: View, value: int | None = None, *, live: bool = False) -> Any:
+    """The scrubber's range over the run's steps; at `value` (default: the newest step). While a run streams
+    (`live`) only the range changes: setting the value under a visitor's hand would race their choice."""
     steps = view.steps
     if not steps:
         return gr.update(interactive=False)
     last = len(view.method.grid) - 2 if len(view.method.grid) >= 2 else steps[-1]
+    if live:
+        return gr.update(minimum=0, maximum=max(last, 1), interactive=True)
     shown = steps[-1] if value is None else value
     return gr.update(minimum=0, maximum=max(last, 1), value=shown, interactive=True)
 
@@ -193,8 +197,7 @@ def stream_session(tab: RunTab, cfg: RunConfig, layers: list[str] | None, progre
         update = draw(r, view, layers, view.pinned)
         update.update({r.status: "**Running** · " + snap.progress_text(), r.side_by_side: panels.side_by_side(view),
                        r.state: view})
-        if view.pinned is None:
-            update[r.scrubber] = scrubber_update(view)
+        update[r.scrubber] = scrubber_update(view, live=True)
         now = time.perf_counter()
         # Big traces cost the browser more to redraw than the server to build: slow down as they grow.
         due = now + max(RENDER_EVERY_S, 2 * (now - start), len(view.method.events) / EVENTS_PER_S)
