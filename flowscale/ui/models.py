@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from flowscale.catalog import MODEL_NAMES, WORLD_GROUPS, is_image_model, world_group
+from flowscale.catalog import WORLD_GROUPS, world_group
 from flowscale.config import ConfigError, RunConfig
 from flowscale.worlds import world_module
 
@@ -19,8 +19,6 @@ TOY2D_REWARD_INFO = "point:X,Y · region:X0,Y0,X1,Y1 · logp"
 TOY2D_STEPS = 25  # the app's 2-D start: fewer steps than the world's default keep the picture readable
 IMAGE_NFE = 100  # a CPU-friendly first budget for image worlds; the slider goes higher
 APP_DEFAULTS = {"model": "toy2d", "method": "rbf", "process": "vp-sde", "nfe": 200, "seed": 0}  # the first run
-
-__all__ = ["MODEL_NAMES", "WORLD_GROUPS", "is_image_model", "world_group"]
 
 
 def model_status(model: str) -> str | None:

@@ -12,16 +12,17 @@ from typing import Any
 
 import gradio as gr
 
+from flowscale.catalog import MODEL_NAMES, WORLD_GROUPS, is_image_model, world_group
 from flowscale.config import G_SCHEDULES, GRID_KINDS
 from flowscale.figures import METHOD_LABELS
 from flowscale.search import SEARCH_METHODS, Setting, method_settings
 from flowscale.ui import models, texts
 from flowscale.ui.controls import CONFIG_DEFAULTS, PROCESSES, preset_reward, preset_rows
-from flowscale.worlds.shapes.world import DEFAULT_PROMPT as SHAPES_PROMPT
 from flowscale.worlds.toy2d import PRESETS
 
 METHOD_CHOICES = tuple((METHOD_LABELS[m], m) for m in SEARCH_METHODS)
 D = models.APP_DEFAULTS
+SHAPES_PROMPT = models.default_prompt("shapes") or ""
 
 
 @dataclass
@@ -62,8 +63,8 @@ def _setting_widget(s: Setting) -> Any:
 def build_controls() -> Controls:
     ui = Controls()
     model = D["model"]
-    ui.world = gr.Radio(list(models.WORLD_GROUPS), value=models.world_group(model), label="World", elem_id="world")
-    ui.add("model", gr.Dropdown(list(models.MODEL_NAMES), value=model, label="Model", elem_id="model"))
+    ui.world = gr.Radio(list(WORLD_GROUPS), value=world_group(model), label="World", elem_id="world")
+    ui.add("model", gr.Dropdown(list(MODEL_NAMES), value=model, label="Model", elem_id="model"))
     ui.model_status = gr.Markdown(models.status_markdown(model), elem_id="model-status")
     with gr.Group(visible=True) as ui.toy_controls:
         presets = list(PRESETS)
@@ -169,7 +170,7 @@ def start_updates(ui: Controls, model: str) -> dict[Any, Any]:
 def on_model(ui: Controls, model: str, reward: str | None, heldout: str | None) -> dict[Any, Any]:
     """Any model change (user or example): show the matching controls and the model's availability, and
     replace rewards that belong to another world with this world's defaults."""
-    image = models.is_image_model(model)
+    image = is_image_model(model)
     given, held = models.world_rewards(model)
     reward = reward if models.fits(model, reward, given) else (given[0] if given else "")
     heldout = heldout if models.fits(model, heldout, held) else held[0]
@@ -186,10 +187,10 @@ def on_model(ui: Controls, model: str, reward: str | None, heldout: str | None) 
 def wire_controls(ui: Controls) -> None:
     """Control-to-control updates (the results panel wires its own reactions to a model change)."""
     model_outputs = [ui["model"], ui.world, ui["reward"], ui["heldout"], ui["steps"], ui["nfe"], ui["prompt"]]
-    ui.world.input(lambda w: {ui["model"]: gr.update(value=models.WORLD_GROUPS[w][0]),
-                              **start_updates(ui, models.WORLD_GROUPS[w][0])},
+    ui.world.input(lambda w: {ui["model"]: gr.update(value=WORLD_GROUPS[w][0]),
+                              **start_updates(ui, WORLD_GROUPS[w][0])},
                    ui.world, model_outputs, api_visibility="private")
-    ui["model"].input(lambda m: {ui.world: models.world_group(m), **start_updates(ui, m)}, ui["model"],
+    ui["model"].input(lambda m: {ui.world: world_group(m), **start_updates(ui, m)}, ui["model"],
                       model_outputs, api_visibility="private")
     ui["model"].change(lambda m, r, h: on_model(ui, m, r, h), [ui["model"], ui["reward"], ui["heldout"]],
                        [ui.toy_controls, ui.image_controls, ui.model_status, ui["reward"], ui["heldout"]],

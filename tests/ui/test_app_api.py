@@ -10,6 +10,7 @@ import pytest
 from gradio_client import Client
 
 from flowscale import ConfigError, RunConfig
+from flowscale.catalog import MODEL_NAMES
 from flowscale.trace import TIMING_KEYS as TIMING
 from flowscale.ui import controls, models, records
 from flowscale.ui.replay_tab import ReplayTab, redraw_ui, replay_ui
@@ -208,5 +209,5 @@ def test_replay_of_a_downloaded_record_is_identical(tmp_path):
 def test_unavailable_models_get_a_reason_not_a_crash():
     assert models.model_status("toy2d") is None
     assert "toy3d" in models.model_status("toy3d")
-    for model in models.MODEL_NAMES:
+    for model in MODEL_NAMES:
         assert models.status_markdown(model).startswith(("✓", "⚠"))
