@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flowscale.config import ConfigError, RunConfig
-from flowscale.search import METHODS
+from flowscale.config import ConfigError, RunConfig, clip
+from flowscale.search import METHODS, without_method_params
 
 ROW_KEYS = ("method", "process", "nfe", "runs", "reward_mean", "reward_sem", "heldout_mean", "accuracy_mean",
             "nfe_used_mean", "wall_time_s")
@@ -47,15 +47,22 @@ def read_prompts(path: str | None) -> list[str | None]:
 
 def make_jobs(base: RunConfig, prompts: list[str | None], methods: list[str], processes: list[str],
               budgets: list[int], seeds: int) -> list[dict[str, Any]]:
-    """Job configs as plain dicts (picklable, cheap to gather), in a fixed order."""
+    """Job configs as plain dicts (picklable, cheap to gather), in a fixed order. Each job gets the settings of
+    its own method (and the world's); a setting of a method that is not benchmarked is an error."""
+    world_keys = tuple(k.partition(".")[0] for k in without_method_params(base.params))
+    for key in base.params:
+        if key.partition(".")[0] not in (*methods, *world_keys):
+            raise ConfigError("set", f"{clip(key)} is a setting of a method this bench does not run "
+                              f"({', '.join(methods)})")
     jobs = []
     for prompt in prompts:
         for seed in range(seeds):
             for method in methods:
                 combos = [("linear-ode", None)] if method == "ode" else [(p, n) for p in processes for n in budgets]
+                params = {k: v for k, v in base.params.items() if k.partition(".")[0] in (method, *world_keys)}
                 for process, nfe in combos:
                     cfg = base.to_dict() | {"method": method, "process": process, "nfe": nfe, "seed": seed,
-                                            "prompt": prompt}
+                                            "prompt": prompt, "params": params}
                     jobs.append(cfg)
     return jobs
 

@@ -16,15 +16,34 @@ from flowscale.grids import GRID_KINDS, GRID_SPACES
 from flowscale.interpolants import BETA_MAX, BETA_MIN
 from flowscale.processes import G_NORM, G_SCHEDULE, G_SCHEDULES, PROCESS_NAMES
 
-__all__ = ["GRID_KINDS", "GRID_SPACES", "G_SCHEDULES", "PROCESS_NAMES", "ConfigError", "Limits", "RunConfig",
-           "validate"]  # the allowed names are re-exported: the CLI and the app offer what validate accepts
+__all__ = ["GRID_KINDS", "GRID_SPACES", "G_SCHEDULES", "PROCESS_NAMES", "ConfigError", "Limits", "RunConfig", "clip",
+           "short", "validate"]  # the allowed names are re-exported: the CLI and the app offer what validate accepts
+
+
+MAX_MESSAGE = 300  # characters of one error line: a hostile value is never echoed back whole
+
+
+def clip(text: Any, limit: int = 60) -> str:
+    """Text on one line, at most `limit` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def short(value: Any, limit: int = 48) -> str:
+    """A value as an error message shows it: its repr, on one line, at most `limit` characters."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a value whose repr fails is still named
+        text = f"<{type(value).__name__}>"
+    return clip(text, limit)
 
 
 class ConfigError(ValueError):
-    """A bad setting; `field` names it (as the CLI flag or API keyword without dashes)."""
+    """A bad setting; `field` names it (as the CLI flag or API keyword without dashes). One line, bounded."""
 
     def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
+        field_name = clip(field_name, 60)
+        super().__init__(clip(f"{field_name}: {message}", MAX_MESSAGE))
         self.field = field_name
 
 

@@ -25,9 +25,17 @@ from flowscale.grids import GridSpec, make_grid
 from flowscale.models import CountedModel, ModelOutOfMemoryError
 from flowscale.processes import make_process
 from flowscale.sampler import FlowSampler
-from flowscale.search import METHODS, SearchContext, SearchResult, check_method, method_params, params_dict
+from flowscale.search import (
+    METHODS,
+    SearchContext,
+    SearchResult,
+    check_method,
+    check_param_keys,
+    method_params,
+    params_dict,
+)
 from flowscale.trace import Event, RunRecord, Trace
-from flowscale.worlds import RewardError, World, build_world, world_limits
+from flowscale.worlds import RewardError, World, build_world, world_limits, world_module
 
 __version__ = "0.1.0"
 
@@ -87,18 +95,25 @@ Prepared = tuple[RunConfig, World, Any]  # what `prepare` returns: resolved conf
 
 
 def prepare(cfg: RunConfig, world: World | None = None) -> Prepared:
-    """Validate a config, build its world and method params; every error is a ConfigError."""
+    """Validate a config, build its world and method params; every error is a ConfigError.
+
+    Everything a config can get wrong is checked before the world is built (which may load weights):
+    static ranges, setting keys and every method setting against its declared range.
+    """
     check_method(cfg.method)
+    limits = world_limits(cfg.model)
+    validate(cfg, limits)
+    module = world_module(cfg.model)
+    for name in getattr(module, "UNUSED", ()):
+        if getattr(cfg, name) is not None:
+            raise ConfigError(name, f"{cfg.model} does not use {name}; leave it out")
+    check_param_keys(cfg.method, cfg.params, getattr(module, "PARAM_PREFIXES", ()))
+    method_params(cfg.method, cfg.params)
     if world is None:
-        limits = world_limits(cfg.model)
-        validate(cfg, limits)
         world = build_world(cfg)
     cfg = resolve(cfg, world)
-    validate(cfg, world_limits(cfg.model))
-    try:
-        params = method_params(cfg.method, cfg.params)
-    except ValueError as exc:
-        raise ConfigError("params", str(exc)) from None
+    validate(cfg, limits)
+    params = method_params(cfg.method, cfg.params)  # with the world's defaults for the method
     if cfg.method in ("ode", "base"):
         params = dataclasses.replace(params, particles=cfg.particles)
     return cfg, world, params
@@ -142,10 +157,8 @@ def stream(cfg: RunConfig, world: World | None = None, *, trace: Trace | None = 
             busy += time.perf_counter() - mark
             yield event
             mark = time.perf_counter()
-    except StopIteration as stop:
+    except StopIteration as stop:  # (a method that finds its settings infeasible raises ConfigError first)
         result: SearchResult = stop.value
-    except ValueError as exc:  # a method found the budget/settings infeasible before spending
-        raise ConfigError("nfe" if "nfe" in str(exc) else "params", str(exc)) from None
     busy += time.perf_counter() - mark
     output = _finish(cfg, world, ctx, model, result, busy, trace)
     yield Event("done", -1, ctx.ledger.used, {"_output": output, "final_reward": output.record.final_reward})

@@ -119,7 +119,8 @@ def _ess_traces(trace: Trace, step: int | None) -> tuple[list[dict], str]:
     resampled = sum(1 for e in trace.events if e["kind"] == "resample")
     colours = ["#0f766e" if s == step else "#14b8a6" for s in steps]
     data = [{"type": "bar", "x": steps, "y": ess, "xaxis": "x2", "yaxis": "y2", "marker": {"color": colours},
-             "showlegend": False, "name": "ESS after reweighting", "hovertemplate": "step %{x}: ESS %{y:.2f}<extra></extra>"}]
+             "showlegend": False, "name": "ESS after reweighting",
+             "hovertemplate": "step %{x}: ESS %{y:.2f}<extra></extra>"}]
     if n:
         data.append({"type": "scatter", "x": [0.5, max(steps or [1]) + 0.5], "y": [threshold * n] * 2, "mode": "lines",
                      "xaxis": "x2", "yaxis": "y2", "showlegend": False, "hoverinfo": "skip",

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
+from flowscale.config import ConfigError
 from flowscale.search.context import SearchContext, SearchResult, ordered_result
 from flowscale.trace import Event
 
 
 @dataclass(frozen=True)
 class BlockParams:
+    method: ClassVar[str] = "svdd"  # the name its settings carry (svdd.k, code.k)
     n: int = 2
     k: int | None = None  # None: the largest K with M * N * K <= budget
     block: int = 1
@@ -28,12 +31,10 @@ class BlockParams:
 
 def block_sizes(budget: int, steps: int, p: BlockParams) -> tuple[int, int]:
     k = budget // (steps * p.n) if p.k is None else p.k
-    if p.n < 1 or k < 1 or steps * p.n * k > budget:
-        raise ValueError(
-            f"this method needs steps * n * k <= nfe with n, k >= 1; nfe={budget}, steps={steps}, n={p.n}, k={k}"
-        )
-    if p.block < 1:
-        raise ValueError(f"block must be >= 1; got {p.block}")
+    if k < 1 or steps * p.n * k > budget:
+        field = "nfe" if p.k is None else f"{p.method}.k"
+        raise ConfigError(field, f"{p.method} needs steps * n * k <= nfe with n, k >= 1; nfe={budget}, steps={steps}, "
+                          f"n={p.n}, k={k}")
     return p.n, k
 
 

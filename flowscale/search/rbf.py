@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from flowscale.config import ConfigError
 from flowscale.search.context import Batch, SearchContext, SearchResult, ordered_result
 from flowscale.trace import Event
 
@@ -78,10 +79,6 @@ def _draw(ctx: SearchContext, active: list[Chain]) -> Batch:
 
 
 def run_rbf(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, SearchResult]:
-    if p.variant not in VARIANTS:
-        raise ValueError(f"rbf.variant must be one of {', '.join(VARIANTS)}; got {p.variant!r}")
-    if p.chains < 1:
-        raise ValueError(f"rbf.chains must be >= 1; got {p.chains}")
     runner = _run_paper if p.variant == "paper" else _run_code
     return (yield from runner(ctx, p))
 
@@ -104,10 +101,8 @@ def _run_paper(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, Searc
     n, m, init = p.chains, ctx.steps, p.init_particles or 1
     spare = ctx.budget - n * init
     if m < 2 or spare < n * (m - 1):
-        raise ValueError(
-            f"rbf (paper) needs nfe >= chains * (init_particles + steps - 1) = {n * (init + m - 1)} and steps >= 2; "
-            f"got nfe={ctx.budget}, steps={m}"
-        )
+        raise ConfigError("nfe", f"rbf (paper) needs nfe >= chains * (init_particles + steps - 1) = "
+                          f"{n * (init + m - 1)} and steps >= 2; got nfe={ctx.budget}, steps={m}")
     q0 = spare // (n * (m - 1))
     remainder = spare - q0 * n * (m - 1)
     quota, rollover = _ledger(ctx)
@@ -158,10 +153,8 @@ def _run_code(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, Search
     n, m, init = p.chains, ctx.steps, p.init_particles or 25
     q0 = (ctx.budget - n * init) // (m * n)
     if m < 2 or q0 < 1:
-        raise ValueError(
-            f"rbf (code) needs (nfe - chains * init_particles) // (steps * chains) >= 1 and steps >= 2; "
-            f"got nfe={ctx.budget}, chains={n}, init_particles={init}, steps={m}"
-        )
+        raise ConfigError("nfe", f"rbf (code) needs (nfe - chains * init_particles) // (steps * chains) >= 1 and "
+                          f"steps >= 2; got nfe={ctx.budget}, chains={n}, init_particles={init}, steps={m}")
     quota, rollover = _ledger(ctx)
     quota[0] = n * init
     ctx.plan.update(quota_per_step=quota, rollover_per_step=rollover, base_quota=q0)  # live, read by the trace

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from flowscale.config import ConfigError
 from flowscale.search.context import Batch, SearchContext, SearchResult, ordered_result
 from flowscale.trace import Event
 
@@ -41,9 +42,10 @@ class BonParams:
 
 
 def bon_size(budget: int, steps: int, n: int | None) -> int:
+    field = "nfe" if n is None else "bon.n"
     n = budget // steps if n is None else n
     if n < 1 or n * steps > budget:
-        raise ValueError(f"bon needs n * steps <= nfe with n >= 1; nfe={budget}, steps={steps}, n={n}")
+        raise ConfigError(field, f"bon needs n * steps <= nfe with n >= 1; nfe={budget}, steps={steps}, n={n}")
     return n
 
 

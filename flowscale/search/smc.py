@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from flowscale.config import ConfigError
 from flowscale.search.context import SearchContext, SearchResult, ordered_result
 from flowscale.trace import Event
 
@@ -46,13 +47,10 @@ def resample(log_w: torch.Tensor, scheme: str, generator: torch.Generator) -> to
 
 
 def run_smc(ctx: SearchContext, p: SmcParams) -> Generator[Event, None, SearchResult]:
-    if p.resampling not in RESAMPLERS:
-        raise ValueError(f"smc.resampling must be one of {', '.join(RESAMPLERS)}; got {p.resampling!r}")
-    if not p.lam > 0:
-        raise ValueError(f"smc.lam must be > 0; got {p.lam}")
-    n = ctx.budget // ctx.steps if p.n is None else p.n
+    n = ctx.budget // ctx.steps if p.n is None else p.n  # lam, ess_threshold, resampling: checked in settings
     if n < 1 or n * ctx.steps > ctx.budget:
-        raise ValueError(f"smc needs n * steps <= nfe with n >= 1; nfe={ctx.budget}, steps={ctx.steps}, n={n}")
+        raise ConfigError("nfe" if p.n is None else "smc.n",
+                          f"smc needs n * steps <= nfe with n >= 1; nfe={ctx.budget}, steps={ctx.steps}, n={n}")
     particles = ctx.evaluate(ctx.start(n), 0)
     log_w = particles.reward / p.lam
     parent_reward = particles.reward

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from flowscale.config import ConfigError
 from flowscale.convert import bcast
 from flowscale.search.context import Batch, SearchContext, SearchResult, ordered_result
 from flowscale.trace import Event
@@ -31,16 +32,20 @@ class SopParams:
     solve_steps: int | None = None  # None: as many as the budget allows
 
 
+def sop_rounds(p: SopParams) -> int:
+    """How many renoise + solve rounds reach 0 from t_seed: ceil(t_seed / (backward - forward))."""
+    if not (0 < p.t_seed < 1 and 0 < p.forward < p.backward and p.t_seed + p.forward <= 1):
+        field = "sop.backward" if p.backward <= p.forward else "sop.forward"
+        raise ConfigError(field, "sop needs 0 < t_seed < 1, 0 < forward < backward and t_seed + forward <= 1; got "
+                          f"t_seed={p.t_seed:g}, forward={p.forward:g}, backward={p.backward:g}")
+    return math.ceil(p.t_seed / (p.backward - p.forward) - 1e-9)
+
+
 def sop_segments(p: SopParams) -> list[tuple[float, float]]:
     """The (start, end) times of every solve: 1 -> t_seed, then renoise + solve rounds down to 0."""
-    if not (0 < p.t_seed < 1 and 0 < p.forward < p.backward and p.t_seed + p.forward <= 1):
-        raise ValueError(
-            "sop needs 0 < t_seed < 1, 0 < forward < backward and t_seed + forward <= 1; "
-            f"got t_seed={p.t_seed}, forward={p.forward}, backward={p.backward}"
-        )
     segments = [(1.0, p.t_seed)]
     t = p.t_seed
-    for _ in range(math.ceil(p.t_seed / (p.backward - p.forward) - 1e-9)):
+    for _ in range(sop_rounds(p)):
         start = t + p.forward
         t = max(0.0, start - p.backward)
         segments.append((start, t))
@@ -48,15 +53,20 @@ def sop_segments(p: SopParams) -> list[tuple[float, float]]:
 
 
 def sop_plan(budget: int, p: SopParams) -> tuple[list[tuple[float, float]], int]:
-    segments = sop_segments(p)
-    per_step = p.n + p.n * p.k * (len(segments) - 1)  # NFE of one solve step across all particles
+    """The solves and the Euler steps per solve; the cost is checked before any segment is built."""
+    rounds = sop_rounds(p)
+    per_step = p.n + p.n * p.k * rounds  # NFE of one solve step across all particles
+    if per_step > budget:  # name what the user changed: the gap, or else the budget
+        gap_set = (p.forward, p.backward) != (SopParams.forward, SopParams.backward)
+        raise ConfigError("sop.backward" if gap_set else "nfe", f"backward - forward = {p.backward - p.forward:g} needs {rounds} renoise "
+                          f"rounds of n * k = {p.n * p.k} NFE per solve step, more than nfe = {budget} allows; "
+                          "widen backward - forward or raise nfe")
     steps = budget // per_step if p.solve_steps is None else p.solve_steps
-    if p.n < 1 or p.k < 1 or steps < 1 or steps * per_step > budget:
-        raise ValueError(
-            f"sop needs solve_steps * n * (1 + k * rounds) <= nfe; nfe={budget}, n={p.n}, k={p.k}, "
-            f"rounds={len(segments) - 1}, solve_steps={steps}"
-        )
-    return segments, steps
+    if steps < 1 or steps * per_step > budget:
+        raise ConfigError("nfe" if p.solve_steps is None else "sop.solve_steps",
+                          f"sop needs solve_steps * n * (1 + k * rounds) <= nfe; nfe={budget}, n={p.n}, k={p.k}, "
+                          f"rounds={rounds}, solve_steps={steps}")
+    return sop_segments(p), steps
 
 
 def _renoise(ctx: SearchContext, x: torch.Tensor, t_from: float, t_to: float) -> torch.Tensor:

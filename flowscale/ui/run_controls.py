@@ -158,7 +158,8 @@ def build_examples(ui: Controls) -> None:
 def start_updates(ui: Controls, model: str) -> dict[Any, Any]:
     """The controls a newly picked model starts with (its world's defaults)."""
     start = models.start_values(model)
-    out: dict[Any, Any] = {ui["reward"]: gr.update(value=start["reward"]), ui["heldout"]: gr.update(value=start["heldout"])}
+    out: dict[Any, Any] = {ui["reward"]: gr.update(value=start["reward"]),
+                           ui["heldout"]: gr.update(value=start["heldout"])}
     if start.get("prompt"):
         out[ui["prompt"]] = start["prompt"]
     for key in ("steps", "nfe"):

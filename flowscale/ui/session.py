@@ -14,7 +14,7 @@ from typing import Any
 
 from flowscale.config import RunConfig
 from flowscale.run import RunOutput, prepare, stream
-from flowscale.search import params_dict
+from flowscale.search import params_dict, without_method_params
 from flowscale.trace import Event, Trace, tilt_lambda
 from flowscale.worlds import World, background_for
 
@@ -81,11 +81,12 @@ def session(cfg: RunConfig, *, baseline: bool = True, bon: bool = True, world: W
     prepared = prepare(cfg, world)
     resolved, world, params = prepared
     phases = []
+    world_params = without_method_params(cfg.params)  # the world's own settings apply to every phase
     if baseline:
-        phases.append(Phase("baseline", dataclasses.replace(cfg, method="ode", params={})))
+        phases.append(Phase("baseline", dataclasses.replace(cfg, method="ode", params=world_params)))
     phases.append(Phase("method", cfg))
     if bon and cfg.method != "bon":
-        phases.append(Phase("bon", dataclasses.replace(cfg, method="bon", params={})))
+        phases.append(Phase("bon", dataclasses.replace(cfg, method="bon", params=world_params)))
     total = sum(resolved.steps if p.name == "baseline" else resolved.nfe for p in phases)
     background = None
     if world.info.get("mixture"):  # the 2-D world: its density, tilted as the method targets it

@@ -37,4 +37,5 @@ def background_for(model: str, info: dict[str, Any], reward_spec: str, lam: floa
     return draw(info, reward_spec, lam) if callable(draw) else None
 
 
-__all__ = ["MODEL_NAMES", "background_for", "Reward", "RewardError", "World", "WorldDefaults", "build_world", "world_limits"]
+__all__ = ["MODEL_NAMES", "Reward", "RewardError", "World", "WorldDefaults", "background_for", "build_world",
+           "world_limits"]

@@ -22,6 +22,7 @@ from flowscale.worlds.base import Reward, World, WorldDefaults
 
 MAX_COMPONENTS = 64
 MAX_ABS_VALUE = 1e3
+MAX_WEIGHT = 1e6  # relative weights; their sum must stay finite
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,14 @@ class GaussianMixture:
         for key in ("means", "stds", "weights"):
             if key not in data:
                 raise ValueError(f"mixture.{key} is missing")
-        means, stds, weights = (_float_tensor(data[k], k) for k in ("means", "stds", "weights"))
-        k = means.shape[0] if means.ndim == 2 else -1
-        if means.ndim != 2 or means.shape[1] != 2:
+        raw_means = data["means"]
+        if not isinstance(raw_means, list) or not all(isinstance(m, list) and len(m) == 2 for m in raw_means):
             raise ValueError("mixture.means must be a list of [x, y] pairs")
-        if not 1 <= k <= MAX_COMPONENTS:
-            raise ValueError(f"mixture.means must have 1 to {MAX_COMPONENTS} components; got {k}")
+        if not 1 <= len(raw_means) <= MAX_COMPONENTS:
+            raise ValueError(f"mixture.means must have 1 to {MAX_COMPONENTS} components; got {len(raw_means)}")
+        means = _float_tensor([v for m in raw_means for v in m], "means").reshape(-1, 2)
+        stds, weights = (_float_tensor(data[k], k) for k in ("stds", "weights"))
+        k = means.shape[0]
         for key, value in (("stds", stds), ("weights", weights)):
             if value.ndim != 1 or value.shape[0] != k:
                 raise ValueError(f"mixture.{key} must be a list of {k} numbers (one per mean)")
@@ -56,8 +59,8 @@ class GaussianMixture:
             raise ValueError(f"mixture.means must lie within [-{MAX_ABS_VALUE:g}, {MAX_ABS_VALUE:g}]")
         if not bool(((stds > 0) & (stds <= MAX_ABS_VALUE)).all()):
             raise ValueError(f"mixture.stds must be > 0 and <= {MAX_ABS_VALUE:g}")
-        if bool((weights < 0).any()) or not float(weights.sum()) > 0:
-            raise ValueError("mixture.weights must be >= 0 with a positive sum")
+        if bool((weights < 0).any()) or bool((weights > MAX_WEIGHT).any()) or not float(weights.sum()) > 0:
+            raise ValueError(f"mixture.weights must be in [0, {MAX_WEIGHT:g}] with a positive sum")
         return GaussianMixture(means, stds, weights / weights.sum())
 
     def to_dict(self) -> dict[str, list]:
@@ -91,9 +94,12 @@ class GaussianMixture:
 
 
 def _float_tensor(value: Any, key: str) -> torch.Tensor:
+    """A flat list of real numbers (booleans are not numbers) as float64."""
+    if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"mixture.{key} must be a list of numbers")
     try:
         out = torch.tensor(value, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
+    except (TypeError, ValueError, RuntimeError, OverflowError):
         raise ValueError(f"mixture.{key} must contain only numbers") from None
     if not bool(torch.isfinite(out).all()):
         raise ValueError(f"mixture.{key} must contain only finite numbers")
@@ -278,6 +284,7 @@ DEFAULTS = WorldDefaults(
 
 # The exact 2-D model costs microseconds per NFE: a million-NFE base run takes about a second.
 LIMITS = Limits(max_nfe=4_000_000, max_particles=16384, max_steps=2000)
+UNUSED = ("prompt", "model_path", "height", "width")  # settings of other worlds: an error here, never ignored
 
 
 def build_world(cfg: RunConfig) -> World:

@@ -104,8 +104,8 @@ def test_stream_events_arrive_step_by_step():
         (RunConfig(preset="nope"), "preset"),
         (RunConfig(mixture={"means": [[0, 0]], "stds": [0.0], "weights": [1]}), "mixture"),
         (RunConfig(reward="point:1"), "reward"),
-        (RunConfig(method="rbf", params={"rbf.variant": "fast"}), "params"),
-        (RunConfig(method="svdd", params={"svdd.q": 1}), "params"),
+        (RunConfig(method="rbf", params={"rbf.variant": "fast"}), "rbf.variant"),  # the key the user typed
+        (RunConfig(method="svdd", params={"svdd.q": 1}), "svdd.q"),
         (RunConfig(beta_min=5.0, beta_max=1.0), "beta_max"),
         (RunConfig(model="nope"), "model"),
     ],

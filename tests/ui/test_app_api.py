@@ -76,7 +76,7 @@ def test_params_reach_the_method(client):
         ({"process": "ddim"}, "process"),
         ({"model": "toy3d"}, "model"),
         ({"reward": "point:abc"}, "reward"),
-        ({"params": {"rbf.chains": 0}}, "params"),
+        ({"params": {"rbf.chains": 0}}, "rbf.chains"),  # the exact key the caller sent
     ],
 )
 def test_bad_input_is_a_clear_error_and_the_server_keeps_serving(client, kwargs, field):

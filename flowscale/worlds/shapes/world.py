@@ -27,6 +27,7 @@ ASSETS = Path(__file__).resolve().parents[3] / "assets" / "shapes"
 DEFAULT_PROMPT = "3 red circles and 2 blue squares"
 REWARDS = ("count", "compose", "verifier", "brightness", "jpeg-compressibility")
 LIMITS = Limits(max_nfe=5000, max_particles=1024, max_steps=200)
+UNUSED = ("preset", "mixture", "height", "width")  # the scenes are 32 x 32; mixtures are the 2-D world's
 DEFAULTS = WorldDefaults(
     steps=20,
     grid="uniform",

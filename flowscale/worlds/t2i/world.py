@@ -79,6 +79,8 @@ MODELS: dict[str, ModelSpec] = {
     "sd3.5": ModelSpec(steps=28, grid="uniform", grid_space="linear", guidance=3.5, max_sequence_length=256,
                        max_batch=4),
 }
+UNUSED = ("preset", "mixture")  # the 2-D world's settings
+PARAM_PREFIXES = ("t2i",)  # the world's own settings in RunConfig.params
 T2I_PARAMS = ("guidance_scale", "max_sequence_length", "offload", "preview_vae", "negative_prompt")
 
 # Rough seconds per NFE of one 1024x1024 image on one H100 in bf16 (transformer + VAE decode + a CLIP-size
