@@ -8,15 +8,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from flowscale.config import ConfigError, RunConfig
+from flowscale import safe_json
+from flowscale.config import ConfigError, RunConfig, short
 from flowscale.processes import PROCESS_NAMES
 from flowscale.run import RunFailed
 from flowscale.search import METHODS
+from flowscale.trace import TIMING_KEYS, Trace, jsonable
 from flowscale.worlds import MODEL_NAMES
 
 MAX_MIXTURE_BYTES = 256 * 1024
@@ -89,17 +92,35 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
 
 
 def read_mixture(path: str | None) -> dict | None:
+    return None if path is None else safe_json.read_file(path, "mixture", MAX_MIXTURE_BYTES)
+
+
+def output_folder(path: str | None, field: str = "out") -> Path | None:
+    """The output folder, created and proven writable before anything runs (a long run must not end in a
+    traceback with nothing saved)."""
     if path is None:
         return None
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError("mixture", f"file not found: {path}")
-    if file.stat().st_size > MAX_MIXTURE_BYTES:
-        raise ConfigError("mixture", f"file is larger than {MAX_MIXTURE_BYTES // 1024} KiB")
+    if not path.strip():
+        raise ConfigError(field, "must name a folder; got an empty path")
+    folder = Path(path)
     try:
-        return json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("mixture", f"not valid JSON: {exc}") from None
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".flowscale-write-check-"):
+            pass
+    except FileExistsError:
+        raise ConfigError(field, f"{short(path, 80)} exists and is not a folder") from None
+    except OSError as exc:
+        raise ConfigError(field, f"cannot write to {short(path, 80)}: {exc.strerror or type(exc).__name__}") from None
+    return folder
+
+
+def write_partial(out: Path | None, trace: Trace, error: str) -> str:
+    """Whatever a failed run computed, as out/record.partial.json; returns a note for the error line."""
+    if out is None or not trace.events:
+        return ""
+    partial = {"config": trace.config, "error": error, "events": trace.events}
+    (out / "record.partial.json").write_text(json.dumps(jsonable(partial), indent=1))
+    return f" (trace so far in {out}/record.partial.json)"
 
 
 def world_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -128,27 +149,49 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     cfg = RunConfig(method=args.method, process=args.process, nfe=args.nfe, particles=args.particles,
                     seed=args.seed, prompt=args.prompt, **world_kwargs(args))
-    output = run(cfg)
-    write_run_outputs(output, Path(args.out))
+    out = output_folder(args.out)
+    output = run_keeping_partial(run, cfg, out)
+    write_run_outputs(output, out)
     r = output.record
     print(f"{cfg.method} {r.config['process']}: reward {r.final_reward:.4f}, held-out {r.heldout_reward}, "
           f"NFE {r.nfe_used}/{r.nfe_budget}, {r.wall_time_s:.2f} s -> {args.out}")
     return 0
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    from flowscale.run import replay
-    from flowscale.trace import TIMING_KEYS, load_record
+LONG_RUN_S = 10.0  # runs estimated longer than this print their estimate first
 
+
+def run_keeping_partial(run: Any, cfg: RunConfig, out: Path | None) -> Any:
+    """Run (printing the estimate first when it is long), and on any failure part-way write what the trace
+    holds before the error goes on."""
+    from flowscale.run import estimate_run, prepare
+
+    prepared = prepare(cfg)
+    cost = estimate_run(prepared)
+    if cost.seconds > LONG_RUN_S:
+        print(f"estimated: {cost.describe()}", file=sys.stderr)
+    trace = Trace()
     try:
-        original = load_record(args.record)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError("record", f"cannot read {args.record}: {exc}") from None
-    output = replay(original)
+        return run(cfg, trace=trace, prepared=prepared)
+    except RunFailed:
+        raise  # main() writes its partial record with the fault's message
+    except (Exception, KeyboardInterrupt) as exc:
+        note = write_partial(out, trace, f"{type(exc).__name__}: {exc}")
+        if note and isinstance(exc, KeyboardInterrupt):
+            print(f"interrupted{note}", file=sys.stderr)
+        raise
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from flowscale.run import run
+
+    original = safe_json.check_record(safe_json.read_file(args.record, "record", safe_json.RECORD_BYTES))
+    out = output_folder(args.out)
+    output = run_keeping_partial(run, RunConfig.from_dict(original["config"]), out)
     again = output.record.comparable()
     same = again == {k: v for k, v in original.items() if k not in TIMING_KEYS}
-    if args.out:
-        write_run_outputs(output, Path(args.out))
+    if out is not None:
+        write_run_outputs(output, out)
     print("identical" if same else "DIFFERENT: the replay does not match the record")
     return 0 if same else 1
 
@@ -165,8 +208,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError("nfe", f"takes comma-separated integers, e.g. 100,500; got {args.nfe!r}") from None
     if not 1 <= args.seeds <= 1000:
         raise ConfigError("seeds", f"must be in [1, 1000]; got {args.seeds}")
-    return run_bench(base, read_prompts(args.prompts), methods, processes, budgets, args.seeds, Path(args.out),
-                     progress=not args.no_progress)
+    prompts = read_prompts(args.prompts)
+    out = output_folder(args.out)
+    return run_bench(base, prompts, methods, processes, budgets, args.seeds, out, progress=not args.no_progress)
+
+
+def flag_of(field: str, command: str) -> str:
+    """How the user typed a field: --nfe, --set rbf.variant, or the replay's positional record."""
+    if field == "params":
+        return "--set"
+    if "." in field:
+        return f"--set {field}"
+    if field == "record" and command == "replay":
+        return "record"
+    return "--" + field.replace("_", "-")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,15 +233,14 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_replay(args)
         return cmd_bench(args)
     except ConfigError as exc:
-        flag = "--set" if exc.field == "params" else "--" + exc.field.replace("_", "-")
-        print(f"error: {flag}: {str(exc).split(': ', 1)[1]}", file=sys.stderr)
+        print(f"error: {flag_of(exc.field, args.command)}: {str(exc).split(': ', 1)[1]}", file=sys.stderr)
         return 2
     except RunFailed as exc:
         out = getattr(args, "out", None)
-        if out:  # keep the trace up to the failing step
-            Path(out).mkdir(parents=True, exist_ok=True)
+        note = ""
+        if out:  # keep the trace up to the failing step (the folder was checked before the run)
             partial = {"config": exc.config, "error": str(exc), "events": exc.events}
-            (Path(out) / "record.partial.json").write_text(json.dumps(partial, indent=1))
-        print(f"error: the run stopped: {exc}" + (f" (trace so far in {out}/record.partial.json)" if out else ""),
-              file=sys.stderr)
+            (Path(out) / "record.partial.json").write_text(json.dumps(jsonable(partial), indent=1))
+            note = f" (trace so far in {out}/record.partial.json)"
+        print(f"error: the run stopped: {exc}{note}", file=sys.stderr)
         return 1

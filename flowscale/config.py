@@ -17,7 +17,7 @@ from flowscale.interpolants import BETA_MAX, BETA_MIN
 from flowscale.processes import G_NORM, G_SCHEDULE, G_SCHEDULES, PROCESS_NAMES
 
 __all__ = ["GRID_KINDS", "GRID_SPACES", "G_SCHEDULES", "PROCESS_NAMES", "ConfigError", "Limits", "RunConfig", "clip",
-           "short", "validate"]  # the allowed names are re-exported: the CLI and the app offer what validate accepts
+           "short", "validate", "validate_types"]  # the allowed names are re-exported: the CLI and the app offer what validate accepts
 
 
 MAX_MESSAGE = 300  # characters of one error line: a hostile value is never echoed back whole
@@ -121,8 +121,26 @@ def _check_choice(name: str, value: Any, allowed: tuple[str, ...] | list[str]) -
         raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {value!r}")
 
 
+def validate_types(cfg: RunConfig) -> None:
+    """The JSON shape of a config from outside (API, records): text fields text, params a flat mapping."""
+    for name in ("model", "method", "process", "reward", "heldout", "preset", "prompt", "model_path", "grid",
+                 "grid_space", "g_schedule"):
+        value = getattr(cfg, name)
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(name, f"must be text; got {short(value)}")
+    if cfg.mixture is not None and not isinstance(cfg.mixture, dict):
+        raise ConfigError("mixture", f"must be an object with means, stds and weights; got {short(cfg.mixture)}")
+    if not isinstance(cfg.params, dict):
+        raise ConfigError("params", f'must be an object of method settings, e.g. {{"rbf.variant": "code"}}; got '
+                          f"{short(cfg.params)}")
+    for key, value in cfg.params.items():
+        if not isinstance(key, str) or not (value is None or isinstance(value, (str, int, float, bool))):
+            raise ConfigError("params", f"{short(key)}: each setting is a name and one value; got {short(value)}")
+
+
 def validate(cfg: RunConfig, limits: Limits) -> None:
     """Static checks that need no model; the world and the method check the rest."""
+    validate_types(cfg)
     if not isinstance(cfg.method, str):
         raise ConfigError("method", f"must be a method name; got {cfg.method!r}")
     _check_choice("process", cfg.process, PROCESS_NAMES)
@@ -144,5 +162,3 @@ def validate(cfg: RunConfig, limits: Limits) -> None:
         raise ConfigError("beta_max", f"must be greater than beta_min ({cfg.beta_min}); got {cfg.beta_max}")
     if cfg.prompt is not None and (not isinstance(cfg.prompt, str) or len(cfg.prompt) > limits.max_prompt_chars):
         raise ConfigError("prompt", f"must be text of at most {limits.max_prompt_chars} characters")
-    if not isinstance(cfg.params, dict):
-        raise ConfigError("params", "must be a mapping of method settings such as rbf.variant=code")

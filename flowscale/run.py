@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from flowscale.config import ConfigError, RunConfig, validate
+from flowscale.cost import Estimate, calls_of, estimate
 from flowscale.grids import GridSpec, make_grid
 from flowscale.models import CountedModel, ModelOutOfMemoryError
 from flowscale.processes import make_process
@@ -34,8 +35,9 @@ from flowscale.search import (
     method_params,
     params_dict,
 )
+from flowscale.search.context import DETAIL_ROWS, TRACED, trace_width
 from flowscale.trace import Event, RunRecord, Trace
-from flowscale.worlds import RewardError, World, build_world, world_limits, world_module
+from flowscale.worlds import RewardError, World, build_world, world_cost, world_limits, world_module
 
 __version__ = "0.1.0"
 
@@ -107,6 +109,9 @@ def prepare(cfg: RunConfig, world: World | None = None) -> Prepared:
     for name in getattr(module, "UNUSED", ()):
         if getattr(cfg, name) is not None:
             raise ConfigError(name, f"{cfg.model} does not use {name}; leave it out")
+    if cfg.particles is not None and cfg.method not in ("ode", "base"):
+        raise ConfigError("particles", f"sizes base runs only; {cfg.method} sizes itself from nfe "
+                          f"(or its own setting, e.g. {cfg.method}.n)")
     check_param_keys(cfg.method, cfg.params, getattr(module, "PARAM_PREFIXES", ()))
     method_params(cfg.method, cfg.params)
     if world is None:
@@ -117,6 +122,12 @@ def prepare(cfg: RunConfig, world: World | None = None) -> Prepared:
     if cfg.method in ("ode", "base"):
         params = dataclasses.replace(params, particles=cfg.particles)
     return cfg, world, params
+
+
+def estimate_run(prepared: Prepared) -> Estimate:
+    """What a prepared run will cost (calls, NFE, seconds, record bytes) in its world: see flowscale.cost."""
+    cfg, _, params = prepared
+    return estimate(cfg, params, world_cost(cfg.model))
 
 
 def stream(cfg: RunConfig, world: World | None = None, *, trace: Trace | None = None,
@@ -143,6 +154,7 @@ def stream(cfg: RunConfig, world: World | None = None, *, trace: Trace | None = 
         torch.Generator().manual_seed(cfg.seed),
         cfg.nfe,
         previews=world.previews,
+        width=trace_width(calls_of(cfg, params)),
     )
     start = {"config": cfg.to_dict(), "method_params": params_dict(cfg.method, params), "grid": grid.tolist(),
              "world": world.info}
@@ -199,10 +211,19 @@ def _finish(cfg: RunConfig, world: World, ctx: SearchContext, model: CountedMode
         wall_time_s=wall,
         model_time_s=model.model_time_s,
         reward_time_s=ctx.reward_time_s,
-        extra={**result.extra, **_unspent(cfg, ctx), "returned_id": result.returned_id, "world": world.info},
+        extra={**result.extra, **_unspent(cfg, ctx), **_detail(ctx), "returned_id": result.returned_id,
+               "world": world.info},
     )
     trace.finish(record, result.returned_id)
     return RunOutput(record, result.samples, decoded, world, trace)
+
+
+def _detail(ctx: SearchContext) -> dict[str, Any]:
+    """Say so in the record when the trace holds less than every candidate in full."""
+    if not (ctx.summarised or (ctx.narrowed and ctx.width < TRACED)):
+        return {}
+    return {"trace_detail": {"traced_per_event": ctx.width, "events_narrowed": ctx.narrowed,
+                             "detail_rows": DETAIL_ROWS, "events_summarised": ctx.summarised}}
 
 
 def _unspent(cfg: RunConfig, ctx: SearchContext) -> dict[str, int]:
@@ -210,12 +231,13 @@ def _unspent(cfg: RunConfig, ctx: SearchContext) -> dict[str, int]:
     return {} if cfg.method in ("ode", "base") else {"nfe_unspent": ctx.ledger.left}
 
 
-def run(cfg: RunConfig, world: World | None = None, on_event: Any = None, trace: Trace | None = None) -> RunOutput:
+def run(cfg: RunConfig, world: World | None = None, on_event: Any = None, trace: Trace | None = None,
+        prepared: Prepared | None = None) -> RunOutput:
     """Drain a run into its trace (passing each event to on_event if given); the record holds its events."""
     trace = Trace() if trace is None else trace
     output: RunOutput | None = None
     try:
-        for event in stream(cfg, world, trace=trace):
+        for event in stream(cfg, world, trace=trace, prepared=prepared):
             if on_event is not None:
                 on_event(event)
             if event.kind == "done":

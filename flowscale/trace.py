@@ -197,17 +197,19 @@ class Trace:
                 self._note_previews(saved, event.data["_previews"])
 
     def _add_candidates(self, e: dict[str, Any]) -> None:
-        n = len(e["ids"])
+        """A summarised event (past the run's detail budget) has no per-particle lists: it adds no rows."""
+        n = len(e.get("ids") or [])
         steps = e.get("steps") or [int(e["step"])] * n
-        cols = self._cols
-        cols["ids"] += e["ids"]
-        cols["parents"] += e["parents"]
-        cols["steps"] += steps
-        cols["t"] += e["t"]
-        cols["states"] += e["states"]
-        cols["x0"] += e["x0"]
-        cols["rewards"] += e["rewards"]
-        cols["batch"] += [self._batches] * n
+        if n:
+            cols = self._cols
+            cols["ids"] += e["ids"]
+            cols["parents"] += e["parents"]
+            cols["steps"] += steps
+            cols["t"] += e["t"]
+            cols["states"] += e["states"]
+            cols["x0"] += e["x0"]
+            cols["rewards"] += e["rewards"]
+            cols["batch"] += [self._batches] * n
         self._batches += 1
         self._batch_nfe.append(int(e["nfe_total"]))
         self._arrays = None
@@ -215,7 +217,7 @@ class Trace:
             self._nfe_after_step[k] = int(e["nfe_total"])
 
     def _note_previews(self, e: dict[str, Any], images: Any) -> None:
-        if len(images) != len(e["rewards"]):
+        if len(images) != len(e.get("rewards") or []):
             return
         for image, t, reward in zip(images, e["t"], e["rewards"], strict=True):
             step = int(e["step"])

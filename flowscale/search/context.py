@@ -20,7 +20,15 @@ from flowscale.sampler import FlowSampler
 from flowscale.trace import Event
 from flowscale.worlds.base import Reward
 
-TRACED = 256  # particles per event whose states and rewards are recorded individually
+TRACED = 256  # particles per event whose states and rewards are recorded individually, at most
+DETAIL_ROWS = 10_000  # candidates per run recorded individually; later events are summarised (records stay small)
+MIN_WIDTH = 16  # a run of many steps still traces this many particles per event
+
+
+def trace_width(calls: int) -> int:
+    """Particles traced per event for a run of `calls` evaluation batches: all 256 for short runs, fewer for
+    long ones, so that the run's detail stays near DETAIL_ROWS (4096 particles x 200 steps: 50 per step)."""
+    return max(MIN_WIDTH, min(TRACED, DETAIL_ROWS // max(calls, 1)))
 
 
 @dataclass
@@ -96,6 +104,7 @@ class SearchContext:
         generator: torch.Generator,
         budget: int,
         previews: Callable[[torch.Tensor], Any] | None = None,
+        width: int = TRACED,
     ) -> None:
         self.sampler = sampler
         self.reward = reward
@@ -103,6 +112,10 @@ class SearchContext:
         self.project = project
         self.generator = generator
         self.previews = previews
+        self.width = width
+        self.detail_left = DETAIL_ROWS  # rows of full detail still to record (the last step is always traced)
+        self.summarised = 0  # candidates events recorded as summaries only
+        self.narrowed = 0  # candidates events that traced fewer particles than they evaluated
         self.reward_time_s = 0.0
         self._next_id = 0
         self._pending: list[Event] = []
@@ -144,24 +157,31 @@ class SearchContext:
         self._next_id += n
         self.ledger.charge(steps, reward)
         batch = Batch(x, u, x0, reward, ids, steps)
-        # Per-particle detail for the first TRACED particles only: records stay small and cheap to
-        # build for runs of thousands of particles; summaries cover all of them.
-        shown = slice(0, min(n, TRACED))
-        parents = parents if parents is not None else torch.full((n,), -1)
-        payload: dict[str, Any] = {
-            "n": n,
-            "t": self.grid[steps[shown]].tolist(),
-            "ids": ids[shown].tolist(),
-            "parents": parents[shown].tolist(),
-            "states": self.project(x[shown]).tolist(),
-            "x0": self.project(x0[shown]).tolist(),
-            "rewards": reward[shown].tolist(),
-            "reward_max": float(reward.max()),
-            "reward_mean": float(reward.mean()),
-        }
+        # Per-particle detail for the first `width` particles of an event, and only while the run's detail
+        # budget lasts (the last step's candidates, the run's result, are always traced): records stay small
+        # and cheap to build; the summaries cover every particle.
+        last_step = bool((steps == self.steps - 1).all())
+        traced = min(n, self.width) if last_step else min(n, self.width, self.detail_left)
+        self.detail_left -= 0 if last_step else traced
+        shown = slice(0, traced)
+        payload: dict[str, Any] = {"n": n}
+        if traced:
+            parents = parents if parents is not None else torch.full((n,), -1)
+            payload.update({
+                "t": self.grid[steps[shown]].tolist(),
+                "ids": ids[shown].tolist(),
+                "parents": parents[shown].tolist(),
+                "states": self.project(x[shown]).tolist(),
+                "x0": self.project(x0[shown]).tolist(),
+                "rewards": reward[shown].tolist(),
+            })
+        else:
+            self.summarised += 1
+        self.narrowed += int(0 < traced < n)
+        payload.update(reward_max=float(reward.max()), reward_mean=float(reward.mean()))
         if bool((steps[shown] != steps[0]).any()):  # chains at different times in one batch (RBF)
             payload["steps"] = steps[shown].tolist()
-        if self.previews is not None:
+        if self.previews is not None and traced:
             payload["_previews"] = self.previews(decoded[shown])
         payload["_books"] = self.books()
         self._pending.append(Event("candidates", int(steps.max()), self.ledger.used, payload))

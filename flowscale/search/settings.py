@@ -141,7 +141,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 
 
 def _check_value(key: str, value: Any) -> None:
-    if value is None:
+    if value is None or isinstance(value, str) and key not in CHOICES:
         return
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(key, f"must be one of {', '.join(CHOICES[key])}; got {short(value)}")
@@ -150,7 +150,8 @@ def _check_value(key: str, value: Any) -> None:
         ok = math.isfinite(value) and (lo < value if open_low else lo <= value) and value <= hi
         if not ok:
             left = "(" if open_low else "["
-            raise ConfigError(key, f"must be a finite number in {left}{lo:g}, {hi:g}]; got {short(value)}")
+            what = "an integer" if isinstance(value, int) else "a finite number"
+            raise ConfigError(key, f"must be {what} in {left}{lo:g}, {hi:g}]; got {short(value)}")
 
 
 def method_params(method: str, values: dict[str, Any]) -> Any:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import inspect
 import time
 
-from flowscale.config import RunConfig
+from flowscale import cost
+from flowscale.config import RunConfig, validate_types
+from flowscale.cost import check_request
+from flowscale.run import estimate_run, prepare
 from flowscale.ui.errors import as_gr_error
 from flowscale.ui.models import APP_DEFAULTS as D
 from flowscale.ui.session import Phase, run_phase
@@ -34,12 +37,15 @@ def api_run(
     """
     try:
         cfg = RunConfig(model=model, method=method, process=process, nfe=nfe, seed=seed, steps=steps, prompt=prompt,
-                        preset=preset, reward=reward, heldout=heldout, params=dict(params or {}))
+                        preset=preset, reward=reward, heldout=heldout, params={} if params is None else params)
+        validate_types(cfg)
+        prepared = prepare(cfg)
+        check_request([(prepared[0], estimate_run(prepared))], *cost.caps())
         phase = Phase("method", cfg)
         trace = phase.trace
-        yield {"status": "started", "nfe_spent": 0, "nfe_budget": nfe}, None
+        yield {"status": "started", "nfe_spent": 0, "nfe_budget": prepared[0].nfe}, None
         last, mark = time.perf_counter(), 0
-        for event in run_phase(phase, None):
+        for event in run_phase(phase, None, prepared):
             if event.kind != "candidates":
                 continue
             budget = trace.config["nfe"]

@@ -9,9 +9,10 @@ from typing import Any
 
 import gradio as gr
 
-from flowscale import figures
+from flowscale import cost, figures
 from flowscale.config import ConfigError
-from flowscale.run import prepare
+from flowscale.cost import check_request
+from flowscale.run import estimate_run, prepare
 from flowscale.search import SEARCH_METHODS
 from flowscale.ui.controls import build_config
 from flowscale.ui.errors import as_gr_error, failed, stopped
@@ -54,6 +55,14 @@ def compare_ui(tab: CompareTab, run_tab: RunTab, values: dict[Any, Any],
     try:
         base_cfg = build_config(v)
         _, world, _ = prepare(base_cfg)  # the world is built once for all the methods
+        ready = {}
+        for method in METHODS:
+            try:
+                ready[method] = prepare(build_config(v, method=method), world)
+            except ConfigError as exc:  # e.g. a budget too small for this method: a row, not a failed comparison
+                ready[method] = exc
+        check_request([(p[0], estimate_run(p)) for p in ready.values() if not isinstance(p, ConfigError)],
+                      *cost.caps())
     except Exception as exc:  # noqa: BLE001 - any failure becomes a readable message
         yield {tab.status: failed()}
         raise as_gr_error(exc) from None
@@ -63,11 +72,12 @@ def compare_ui(tab: CompareTab, run_tab: RunTab, values: dict[Any, Any],
         progress((i, len(METHODS)), desc=f"running {label}", unit="methods")
         yield {tab.status: f"**Running** · {label} ({i + 1} of {len(METHODS)})…"}
         try:
-            cfg = build_config(v, method=method)
-            phase = Phase("method", cfg)
-            for _ in run_phase(phase, world):
+            if isinstance(ready[method], ConfigError):
+                raise ready[method]
+            phase = Phase("method", ready[method][0])
+            for _ in run_phase(phase, world, ready[method]):
                 pass
-            rows.append(figures.compare_row(phase.trace, method, cfg.process))
+            rows.append(figures.compare_row(phase.trace, method, phase.cfg.process))
         except ConfigError as exc:  # e.g. a budget too small for this method: a row, not a failed comparison
             rows.append(figures.compare_row(None, method, base_cfg.process, note=str(exc)))
         except Exception as exc:  # noqa: BLE001 - any failure becomes a readable message

@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from flowscale import figures
+from flowscale import cost, figures
 from flowscale.catalog import is_image_model
 from flowscale.config import RunConfig
 from flowscale.ui import panels, texts
@@ -184,7 +184,7 @@ def stream_session(tab: RunTab, cfg: RunConfig, layers: list[str] | None, progre
            r.state: view}
     last_yield = time.perf_counter()
     snap = None
-    for snap in session(cfg, bon=with_bon):
+    for snap in session(cfg, bon=with_bon, caps=cost.caps()):
         view.method, view.baseline, view.bon = snap.trace("method"), snap.trace("baseline"), snap.trace("bon")
         view.background = snap.background
         start = time.perf_counter()

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowscale.config import RunConfig
-from flowscale.run import RunOutput, prepare, stream
+from flowscale.cost import check_request
+from flowscale.run import RunOutput, estimate_run, prepare, stream
 from flowscale.search import params_dict, without_method_params
 from flowscale.trace import Event, Trace, tilt_lambda
 from flowscale.worlds import World, background_for
@@ -72,11 +73,13 @@ def run_phase(phase: Phase, world: World | None, prepared: Any = None) -> Iterat
         yield event
 
 
-def session(cfg: RunConfig, *, baseline: bool = True, bon: bool = True, world: World | None = None
-            ) -> Iterator[Snapshot]:
+def session(cfg: RunConfig, *, baseline: bool = True, bon: bool = True, world: World | None = None,
+            caps: tuple[float, float] | None = None) -> Iterator[Snapshot]:
     """Baseline (ODE, same seed), the method, then BoN at the same budget; a snapshot after every event.
 
-    Everything is validated (ConfigError) before anything runs, and the world is built once for all three.
+    Everything is validated (ConfigError) before anything runs: each phase is prepared once, from one world
+    built once, and with `caps` (seconds, record MB) the whole request is refused when its estimated cost
+    exceeds them.
     """
     prepared = prepare(cfg, world)
     resolved, world, params = prepared
@@ -87,7 +90,10 @@ def session(cfg: RunConfig, *, baseline: bool = True, bon: bool = True, world: W
     phases.append(Phase("method", cfg))
     if bon and cfg.method != "bon":
         phases.append(Phase("bon", dataclasses.replace(cfg, method="bon", params=world_params)))
-    total = sum(resolved.steps if p.name == "baseline" else resolved.nfe for p in phases)
+    ready = {p.name: prepared if p.name == "method" else prepare(p.cfg, world) for p in phases}
+    if caps is not None:
+        check_request([(ready[p.name][0], estimate_run(ready[p.name])) for p in phases], *caps)
+    total = sum(ready[p.name][0].nfe for p in phases)
     background = None
     if world.info.get("mixture"):  # the 2-D world: its density, tilted as the method targets it
         lam = tilt_lambda(resolved.method, params_dict(resolved.method, params))
@@ -98,7 +104,7 @@ def session(cfg: RunConfig, *, baseline: bool = True, bon: bool = True, world: W
     for phase in phases:
         snap.active = phase.name
         snap.phase_ended = False
-        for event in run_phase(phase, world, prepared if phase.name == "method" else None):
+        for event in run_phase(phase, world, ready[phase.name]):
             snap.nfe_done = done + event.nfe_total
             snap.phase_ended = event.kind == "done"
             yield snap

@@ -10,6 +10,7 @@ from typing import Any
 
 from flowscale.catalog import MODEL_NAMES, WORLD_MODULES
 from flowscale.config import ConfigError, Limits, RunConfig
+from flowscale.cost_model import CostModel
 from flowscale.worlds.base import Reward, RewardError, World, WorldDefaults
 
 
@@ -30,6 +31,12 @@ def build_world(cfg: RunConfig) -> World:
     return world_module(cfg.model).build_world(cfg)
 
 
+def world_cost(model: str) -> CostModel:
+    """The model's measured cost (its world's COSTS[model] or COST); a conservative guess if it declares none."""
+    module = world_module(model)
+    return getattr(module, "COSTS", {}).get(model) or getattr(module, "COST", None) or CostModel(0.05, 0.05)
+
+
 def background_for(model: str, info: dict[str, Any], reward_spec: str, lam: float) -> dict[str, Any] | None:
     """The picture a world draws under its 2-D paths plot (see toy2d.background), or None."""
     module = world_module(model)
@@ -38,4 +45,4 @@ def background_for(model: str, info: dict[str, Any], reward_spec: str, lam: floa
 
 
 __all__ = ["MODEL_NAMES", "Reward", "RewardError", "World", "WorldDefaults", "background_for", "build_world",
-           "world_limits"]
+           "world_cost", "world_limits"]

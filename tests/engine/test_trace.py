@@ -22,7 +22,7 @@ def check_live(trace: Trace, event, seen_candidates: int) -> int:
     assert sum(trace.nfe_per_step) == event.nfe_total  # the ledger, copied as it stands
     assert len(trace.best_reward_by_nfe) == sum(e["kind"] == "candidates" for e in trace.events)
     if event.kind == "candidates":
-        seen_candidates += len(event.data["ids"])
+        seen_candidates += len(event.data.get("ids", []))
         assert trace.best_reward_by_nfe[-1][0] == event.nfe_total
     assert len(trace.candidates) == seen_candidates
     if "rollover_per_step" in trace.plan:  # RBF's live plan against its own budget events

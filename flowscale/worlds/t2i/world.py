@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from flowscale.config import ConfigError, Limits, RunConfig
+from flowscale.cost_model import CostModel
 from flowscale.hub import default_device, default_dtype, env_flag
 from flowscale.worlds.base import Reward, World, WorldDefaults
 from flowscale.worlds.t2i.adapters import (
@@ -87,6 +88,7 @@ T2I_PARAMS = ("guidance_scale", "max_sequence_length", "offload", "preview_vae",
 # reward), for gpu_duration; override with FLOWSCALE_SEC_PER_NFE. SD3 values include the 2 CFG rows.
 SEC_PER_NFE = {"flux-schnell": 0.30, "flux-dev": 0.30, "sd3": 0.15, "sd3.5": 0.30}
 LOAD_SECONDS = 30.0
+COSTS = {model: CostModel(sec_per_call=0.0, sec_per_nfe=sec) for model, sec in SEC_PER_NFE.items()}
 
 
 def t2i_params(cfg: RunConfig) -> dict[str, Any]:
