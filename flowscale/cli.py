@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from flowscale import safe_json
-from flowscale.config import ConfigError, RunConfig, short
+from flowscale.config import MAX_MESSAGE, ConfigError, RunConfig, clip, short
 from flowscale.processes import PROCESS_NAMES
 from flowscale.run import RunFailed
 from flowscale.search import METHODS
@@ -28,7 +28,7 @@ DEFAULTS = RunConfig()  # every default flag value is the engine's own
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse would print usage too)
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {clip(message, MAX_MESSAGE)}", file=sys.stderr)
         sys.exit(2)
 
 

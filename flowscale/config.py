@@ -121,13 +121,21 @@ def _check_choice(name: str, value: Any, allowed: tuple[str, ...] | list[str]) -
         raise ConfigError(name, f"must be one of {', '.join(allowed)}; got {value!r}")
 
 
+REQUIRED = ("model", "method", "process", "g_schedule")  # text settings that cannot be None
+
+
 def validate_types(cfg: RunConfig) -> None:
     """The JSON shape of a config from outside (API, records): text fields text, params a flat mapping."""
     for name in ("model", "method", "process", "reward", "heldout", "preset", "prompt", "model_path", "grid",
                  "grid_space", "g_schedule"):
         value = getattr(cfg, name)
+        if value is None and name in REQUIRED:
+            raise ConfigError(name, "is required")
         if value is not None and not isinstance(value, str):
             raise ConfigError(name, f"must be text; got {short(value)}")
+    for name in ("seed", "g_norm", "beta_min", "beta_max"):
+        if getattr(cfg, name) is None:
+            raise ConfigError(name, "is required")
     if cfg.mixture is not None and not isinstance(cfg.mixture, dict):
         raise ConfigError("mixture", f"must be an object with means, stds and weights; got {short(cfg.mixture)}")
     if not isinstance(cfg.params, dict):

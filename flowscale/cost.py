@@ -23,8 +23,10 @@ from flowscale.config import ConfigError, RunConfig
 from flowscale.cost_model import CostModel
 from flowscale.search.blocks import block_sizes
 from flowscale.search.context import DETAIL_ROWS, TRACED, trace_width
+from flowscale.search.rbf import rbf_quota
 from flowscale.search.simple import bon_size
-from flowscale.search.sop import sop_rounds
+from flowscale.search.smc import smc_size
+from flowscale.search.sop import sop_size
 
 # record.json as saved (indent 1), measured: a traced candidate takes 160-240 B (RBF: 290 B, with its per-particle
 # steps and budget events); every evaluation batch adds about 190 B (its event header, or its summary, and
@@ -49,20 +51,23 @@ class Estimate:
 
 
 def calls_of(cfg: RunConfig, params: Any) -> int:
-    """Evaluation batches a resolved config makes (micro-batches inside a call are the model's business)."""
+    """Evaluation batches a resolved config makes (micro-batches inside a call are the model's business).
+
+    Each method's own sizing function runs here, so a budget or setting it cannot fit is a ConfigError
+    before anything is allocated (`prepare` calls this).
+    """
     m, nfe = cfg.steps, cfg.nfe
-    if cfg.method in ("ode", "base", "bon", "smc"):
-        return m
-    if cfg.method in ("svdd", "code"):
-        block_sizes(nfe, m, params)  # the method's own feasibility check
-        return m
-    if cfg.method == "sop":
-        rounds = sop_rounds(params)
-        per_step = params.n + params.n * params.k * rounds
-        solve = params.solve_steps or max(1, nfe // max(per_step, 1))
+    if cfg.method == "bon":
+        bon_size(nfe, m, params.n)
+    elif cfg.method == "smc":
+        smc_size(nfe, m, params.n)
+    elif cfg.method in ("svdd", "code"):
+        block_sizes(nfe, m, params)
+    elif cfg.method == "sop":
+        rounds, solve = sop_size(nfe, params)
         return (rounds + 1) * solve
-    if cfg.method == "rbf":
-        init = params.init_particles or (1 if params.variant == "paper" else 25)
+    elif cfg.method == "rbf":
+        init, _ = rbf_quota(nfe, m, params)
         return 1 + max(0, nfe - params.chains * init) // params.chains
     return m
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from flowscale.config import ConfigError, RunConfig, validate
+from flowscale.config import ConfigError, RunConfig, validate, validate_types
 from flowscale.cost import Estimate, calls_of, estimate
 from flowscale.grids import GridSpec, make_grid
 from flowscale.models import CountedModel, ModelOutOfMemoryError
@@ -35,7 +35,7 @@ from flowscale.search import (
     method_params,
     params_dict,
 )
-from flowscale.search.context import DETAIL_ROWS, TRACED, trace_width
+from flowscale.search.context import TRACED, trace_width
 from flowscale.trace import Event, RunRecord, Trace
 from flowscale.worlds import RewardError, World, build_world, world_cost, world_limits, world_module
 
@@ -102,6 +102,7 @@ def prepare(cfg: RunConfig, world: World | None = None) -> Prepared:
     Everything a config can get wrong is checked before the world is built (which may load weights):
     static ranges, setting keys and every method setting against its declared range.
     """
+    validate_types(cfg)
     check_method(cfg.method)
     limits = world_limits(cfg.model)
     validate(cfg, limits)
@@ -121,6 +122,7 @@ def prepare(cfg: RunConfig, world: World | None = None) -> Prepared:
     params = method_params(cfg.method, cfg.params)  # with the world's defaults for the method
     if cfg.method in ("ode", "base"):
         params = dataclasses.replace(params, particles=cfg.particles)
+    calls_of(cfg, params)  # the method's own sizing: a budget it cannot fit is refused here, not mid-run
     return cfg, world, params
 
 
@@ -223,7 +225,7 @@ def _detail(ctx: SearchContext) -> dict[str, Any]:
     if not (ctx.summarised or (ctx.narrowed and ctx.width < TRACED)):
         return {}
     return {"trace_detail": {"traced_per_event": ctx.width, "events_narrowed": ctx.narrowed,
-                             "detail_rows": DETAIL_ROWS, "events_summarised": ctx.summarised}}
+                             "detail_rows": ctx.detail_rows, "events_summarised": ctx.summarised}}
 
 
 def _unspent(cfg: RunConfig, ctx: SearchContext) -> dict[str, int]:

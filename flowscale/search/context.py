@@ -113,6 +113,7 @@ class SearchContext:
         self.generator = generator
         self.previews = previews
         self.width = width
+        self.detail_rows = DETAIL_ROWS
         self.detail_left = DETAIL_ROWS  # rows of full detail still to record (the last step is always traced)
         self.summarised = 0  # candidates events recorded as summaries only
         self.narrowed = 0  # candidates events that traced fewer particles than they evaluated

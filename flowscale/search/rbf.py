@@ -97,13 +97,29 @@ def _budget_event(ctx: SearchContext, chain: Chain, mode: str, rollover: int, qu
               quota=quota, r_star=r_star, taken=int(taken.ids[0]), reward=float(taken.reward[0]))
 
 
+def rbf_quota(budget: int, steps: int, p: RbfParams) -> tuple[int, int]:
+    """(initial particles per chain, base quota q0) of a variant, or a ConfigError when the budget cannot
+    give every chain one candidate per transition."""
+    n, m = p.chains, steps
+    if p.variant == "paper":
+        init = p.init_particles or 1
+        spare = budget - n * init
+        if m < 2 or spare < n * (m - 1):
+            raise ConfigError("nfe", f"rbf (paper) needs nfe >= chains * (init_particles + steps - 1) = "
+                              f"{n * (init + m - 1)} and steps >= 2; got nfe={budget}, steps={m}")
+        return init, spare // (n * (m - 1))
+    init = p.init_particles or 25
+    q0 = (budget - n * init) // (m * n)
+    if m < 2 or q0 < 1:
+        raise ConfigError("nfe", f"rbf (code) needs (nfe - chains * init_particles) // (steps * chains) >= 1 and "
+                          f"steps >= 2; got nfe={budget}, chains={n}, init_particles={init}, steps={m}")
+    return init, q0
+
+
 def _run_paper(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, SearchResult]:
-    n, m, init = p.chains, ctx.steps, p.init_particles or 1
+    n, m = p.chains, ctx.steps
+    init, q0 = rbf_quota(ctx.budget, m, p)
     spare = ctx.budget - n * init
-    if m < 2 or spare < n * (m - 1):
-        raise ConfigError("nfe", f"rbf (paper) needs nfe >= chains * (init_particles + steps - 1) = "
-                          f"{n * (init + m - 1)} and steps >= 2; got nfe={ctx.budget}, steps={m}")
-    q0 = spare // (n * (m - 1))
     remainder = spare - q0 * n * (m - 1)
     quota, rollover = _ledger(ctx)
     quota[0] = n * init
@@ -150,11 +166,8 @@ def _run_paper(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, Searc
 
 
 def _run_code(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, SearchResult]:
-    n, m, init = p.chains, ctx.steps, p.init_particles or 25
-    q0 = (ctx.budget - n * init) // (m * n)
-    if m < 2 or q0 < 1:
-        raise ConfigError("nfe", f"rbf (code) needs (nfe - chains * init_particles) // (steps * chains) >= 1 and "
-                          f"steps >= 2; got nfe={ctx.budget}, chains={n}, init_particles={init}, steps={m}")
+    n, m = p.chains, ctx.steps
+    init, q0 = rbf_quota(ctx.budget, m, p)
     quota, rollover = _ledger(ctx)
     quota[0] = n * init
     ctx.plan.update(quota_per_step=quota, rollover_per_step=rollover, base_quota=q0)  # live, read by the trace

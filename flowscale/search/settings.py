@@ -80,7 +80,7 @@ def method_settings(method: str) -> list[Setting]:
 
 def check_method(method: Any) -> None:
     """Method names are checked here, where the methods live."""
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ConfigError("method", f"must be one of {', '.join(METHODS)}; got {short(method)}")
 
 

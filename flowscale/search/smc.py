@@ -46,11 +46,17 @@ def resample(log_w: torch.Tensor, scheme: str, generator: torch.Generator) -> to
     return torch.searchsorted(torch.cumsum(w, 0), pointers).clamp(max=n - 1)
 
 
+def smc_size(budget: int, steps: int, n: int | None) -> int:
+    """N = budget // steps particles unless set; a ConfigError when N * steps exceeds the budget."""
+    size = budget // steps if n is None else n
+    if size < 1 or size * steps > budget:
+        raise ConfigError("nfe" if n is None else "smc.n",
+                          f"smc needs n * steps <= nfe with n >= 1; nfe={budget}, steps={steps}, n={size}")
+    return size
+
+
 def run_smc(ctx: SearchContext, p: SmcParams) -> Generator[Event, None, SearchResult]:
-    n = ctx.budget // ctx.steps if p.n is None else p.n  # lam, ess_threshold, resampling: checked in settings
-    if n < 1 or n * ctx.steps > ctx.budget:
-        raise ConfigError("nfe" if p.n is None else "smc.n",
-                          f"smc needs n * steps <= nfe with n >= 1; nfe={ctx.budget}, steps={ctx.steps}, n={n}")
+    n = smc_size(ctx.budget, ctx.steps, p.n)  # lam, ess_threshold, resampling: checked in settings
     particles = ctx.evaluate(ctx.start(n), 0)
     log_w = particles.reward / p.lam
     parent_reward = particles.reward

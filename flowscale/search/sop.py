@@ -54,6 +54,12 @@ def sop_segments(p: SopParams) -> list[tuple[float, float]]:
 
 def sop_plan(budget: int, p: SopParams) -> tuple[list[tuple[float, float]], int]:
     """The solves and the Euler steps per solve; the cost is checked before any segment is built."""
+    _, steps = sop_size(budget, p)
+    return sop_segments(p), steps
+
+
+def sop_size(budget: int, p: SopParams) -> tuple[int, int]:
+    """(renoise rounds, Euler steps per solve), or a ConfigError naming what does not fit the budget."""
     rounds = sop_rounds(p)
     per_step = p.n + p.n * p.k * rounds  # NFE of one solve step across all particles
     if per_step > budget:  # name what the user changed: the gap, or else the budget
@@ -66,7 +72,7 @@ def sop_plan(budget: int, p: SopParams) -> tuple[list[tuple[float, float]], int]
         raise ConfigError("nfe" if p.solve_steps is None else "sop.solve_steps",
                           f"sop needs solve_steps * n * (1 + k * rounds) <= nfe; nfe={budget}, n={p.n}, k={p.k}, "
                           f"rounds={rounds}, solve_steps={steps}")
-    return sop_segments(p), steps
+    return rounds, steps
 
 
 def _renoise(ctx: SearchContext, x: torch.Tensor, t_from: float, t_to: float) -> torch.Tensor:

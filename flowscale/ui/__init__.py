@@ -8,9 +8,9 @@ record files). Figures come from `flowscale.figures`; sampling maths only from t
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-MAX_UPLOAD = "5mb"  # the only upload is a run record
 CONCURRENCY = 2  # runs at once; more wait in the queue
 
 
@@ -22,11 +22,19 @@ def build_demo() -> Any:
 
 def launch(demo: Any, **kwargs: Any) -> Any:
     """Queue with a concurrency limit, then launch with the app's theme (server name/port from the
-    GRADIO_SERVER_NAME / GRADIO_SERVER_PORT environment variables unless given)."""
+    GRADIO_SERVER_NAME / GRADIO_SERVER_PORT environment variables unless given). Refused requests are
+    logged as one INFO line each on the "flowscale" logger."""
     from flowscale.ui.layout import CSS, THEME
+    from flowscale.ui.records import MAX_RECORD_BYTES
 
+    log = logging.getLogger("flowscale")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
-    return demo.launch(theme=THEME, css=CSS, max_file_size=MAX_UPLOAD, footer_links=["api", "gradio"], **kwargs)
+    return demo.launch(theme=THEME, css=CSS, max_file_size=MAX_RECORD_BYTES, footer_links=["api", "gradio"], **kwargs)
 
 
 __all__ = ["build_demo", "launch"]

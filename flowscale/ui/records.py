@@ -12,10 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flowscale.config import ConfigError, RunConfig
+from flowscale import cost, safe_json
+from flowscale.config import ConfigError, RunConfig, validate_types
 from flowscale.trace import TIMING_KEYS, RunRecord
 
-MAX_RECORD_BYTES = 5 * 1024 * 1024
+# Requests are refused when their record is estimated above the cap; uploads are read up to 1.5x the cap, a
+# margin over the estimate, so any record the app writes it can read back.
+MAX_RECORD_BYTES = int(1.5 * cost.caps()[1] * 1e6)
 RECORD_DIR = Path(tempfile.gettempdir()) / "flowscale-records"
 
 
@@ -39,22 +42,13 @@ def read_upload(path: str | None) -> dict[str, Any]:
     """An uploaded record: size-capped JSON object with a valid config; nothing in it is executed."""
     if not path:
         raise ConfigError("record", "upload a record JSON file first")
-    file = Path(path)
-    if file.suffix.lower() != ".json":
+    if Path(path).suffix.lower() != ".json":
         raise ConfigError("record", "must be a .json file")
-    if file.stat().st_size > MAX_RECORD_BYTES:
-        raise ConfigError("record", f"is larger than {MAX_RECORD_BYTES // (1024 * 1024)} MB")
-    try:
-        record = json.loads(file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError("record", f"is not valid JSON ({exc})") from None
-    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
-        raise ConfigError("record", 'must be a JSON object with a "config" object (a flowscale record.json)')
+    record = safe_json.check_record(safe_json.read_file(path, "record", MAX_RECORD_BYTES))
     cfg = RunConfig.from_dict(record["config"])
+    validate_types(cfg)
     if cfg.model_path is not None:
         raise ConfigError("model_path", "records that name a local model folder cannot be replayed in the app")
-    if not isinstance(record.get("events", []), list) or not all(isinstance(e, dict) for e in record.get("events", [])):
-        raise ConfigError("events", "must be a list of event objects")
     return record
 
 

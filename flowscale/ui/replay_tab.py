@@ -15,7 +15,7 @@ from flowscale.trace import Trace
 from flowscale.ui import panels
 from flowscale.ui.errors import as_gr_error, failed
 from flowscale.ui.panels import View
-from flowscale.ui.records import read_upload, replay_verdict
+from flowscale.ui.records import MAX_RECORD_BYTES, read_upload, replay_verdict
 from flowscale.ui.run_tab import RunTab, draw, scrubber_update, stream_session
 from flowscale.ui.session import background_of
 
@@ -33,7 +33,7 @@ def build_replay_tab() -> ReplayTab:
         "Upload a **run record** (the JSON from *Download the run record*, or `record.json` from the CLI). "
         "**Replay** runs its config again and checks that the new record is identical; **Redraw** draws "
         "the plots from the recorded events without running anything, and the step scrubber walks through "
-        "them. JSON only, at most 5 MB."
+        f"them. JSON only, at most {MAX_RECORD_BYTES / 1e6:g} MB."
     )
     upload = gr.File(label="run record (.json)", file_types=[".json"], type="filepath", elem_id="record-upload")
     with gr.Row():

@@ -15,7 +15,7 @@ from flowscale.worlds.base import Reward, RewardError, World, WorldDefaults
 
 
 def world_module(model: str):  # noqa: ANN201 - a module object
-    if model not in WORLD_MODULES:
+    if not isinstance(model, str) or model not in WORLD_MODULES:
         raise ConfigError("model", f"must be one of {', '.join(MODEL_NAMES)}; got {model!r}")
     try:
         return importlib.import_module(WORLD_MODULES[model])
