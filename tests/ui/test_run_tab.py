@@ -1,9 +1,16 @@
 """The Run tab's handlers called directly, on a tab whose components are their own names."""
 
 import dataclasses
+import json
+
+import gradio as gr
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flowscale import RunConfig
 from flowscale.ui.panels import View
+from flowscale.ui.replay_tab import ReplayTab, redraw_ui
 from flowscale.ui.run_controls import Controls
 from flowscale.ui.run_tab import Results, RunTab, clear_for_model, latest, play, scrub, stream_session
 
@@ -47,3 +54,28 @@ def test_play_walks_every_later_step(monkeypatch):
     frames = list(play(tab.results, view, 2, []))
     assert [f["scrubber"]["value"] for f in frames] == [2, 3, 4, 5]
     assert [f["story"][:10] for f in frames] == ["**Step 2**", "**Step 3**", "**Step 4**", "**Step 5**"]
+
+
+scalars = st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers(-5, 5) | st.text(max_size=6)
+record_json = st.recursive(scalars,
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                               st.sampled_from(["config", "events", "kind", "step", "nfe_total", "ids", "parents", "t",
+                                                "states", "x0", "rewards", "nfe_per_step", "model", "method"]),
+                               inner, max_size=5), max_leaves=25)
+
+
+@pytest.mark.slow
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(record=record_json, base=st.booleans())
+def test_fuzzed_uploads_are_redrawn_or_refused_with_a_message(record, base, tmp_path):
+    if base:  # start from a real record's shape with fuzzed parts, to get past the first checks
+        record = {"config": {"method": "bon"}, "events": [{"kind": "candidates", "step": 0, "nfe_total": 1,
+                                                           "ids": record, "parents": [0], "t": [1.0]}]}
+    path = tmp_path / "upload.json"
+    path.write_text(json.dumps(record))
+    tab = fake_tab()
+    try:
+        redraw_ui(ReplayTab("upload", "replay", "redraw", "status"), tab, "tabs", str(path), [])
+    except gr.Error as exc:
+        assert len(str(exc)) < 420 and "Traceback" not in str(exc)
