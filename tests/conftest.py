@@ -3,15 +3,21 @@ ui, cli, train). Servers and processes started here listen on loopback only and 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import torch
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no telemetry threads
 
+ROOT = Path(__file__).resolve().parents[1]
 # Paths of reward models and services a developer's shell may point at; the tests use tiny local ones.
 REWARD_ENV = ("FLOWSCALE_CLIP_PATH", "FLOWSCALE_AESTHETIC_HEAD", "FLOWSCALE_PICKSCORE_PATH",
               "FLOWSCALE_PICKSCORE_PROCESSOR", "FLOWSCALE_GDINO_PATH", "FLOWSCALE_SAM_PATH", "FLOWSCALE_VQASCORE_URL")
@@ -40,6 +46,39 @@ def app_url() -> Iterator[str]:
         yield url
     finally:
         demo.close()
+
+
+@contextlib.contextmanager
+def served_app_py(log_path: Path, **env: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """app.py as a user starts it, in its own process on a free loopback port; yields (process, url)."""
+    port = _free_port()
+    environ = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
+                   GRADIO_ANALYTICS_ENABLED="False", **env)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=environ, stdout=log,
+                                stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 180
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"app.py exited with {proc.returncode}; see {log_path}")
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.time() > deadline:
+                        pytest.fail("app.py did not start listening within 180 s")
+                    time.sleep(0.5)
+            yield proc, f"http://127.0.0.1:{port}/"
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+@pytest.fixture(scope="session")
+def app_py() -> Callable[..., contextlib.AbstractContextManager]:
+    """Start app.py in its own process: `with app_py(log_path, ENV=value) as (proc, url): ...`."""
+    return served_app_py
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,6 @@ fails, rather than skips, when it is missing. Screenshots go to $FLOWSCALE_SCREE
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -38,31 +34,10 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def app_server(tmp_path_factory, free_port):
+def app_server(tmp_path_factory, app_py):
     """app.py as a user starts it (its own process), on loopback."""
-    port = free_port()
-    env = dict(
-        os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False"
-    )
-    log_path = tmp_path_factory.mktemp("app") / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + 180
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"app.py exited with {proc.returncode}; see {log_path}")
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.time() > deadline:
-                        pytest.fail("app.py did not start listening within 180 s")
-                    time.sleep(0.5)
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    with app_py(tmp_path_factory.mktemp("app") / "server.log") as (_, url):
+        yield url
 
 
 @pytest.fixture(scope="module")

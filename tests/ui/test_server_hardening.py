@@ -1,10 +1,6 @@
 """Hostile requests to a served app (app.py in its own process, on loopback): each refused by name in one
 bounded message, none exhausting the server's memory or logging a traceback, and good requests still served."""
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,29 +20,12 @@ def rss_mb(pid: int) -> float:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, free_port):
-    port = free_port()
-    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-               GRADIO_ANALYTICS_ENABLED="False", FLOWSCALE_MAX_REQUEST_S="20")
+def server(tmp_path_factory, app_py):
     log_path = tmp_path_factory.mktemp("server") / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + 180
-            while True:
-                assert proc.poll() is None, f"app.py exited; see {log_path}"
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert time.time() < deadline, "app.py did not start listening within 180 s"
-                    time.sleep(0.5)
-            client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
-            yield proc, client, log_path
-            client.close()
-        finally:
-            proc.terminate()
-            proc.wait(30)
+    with app_py(log_path, FLOWSCALE_MAX_REQUEST_S="20") as (proc, url):
+        client = Client(url, verbose=False, download_files=False)
+        yield proc, client, log_path
+        client.close()
 
 
 def refusal(client: Client, **kwargs) -> str:
