@@ -68,7 +68,7 @@ def calls_of(cfg: RunConfig, params: Any) -> int:
         return (rounds + 1) * solve
     elif cfg.method == "rbf":
         init, _ = rbf_quota(nfe, m, params)
-        return 1 + max(0, nfe - params.chains * init) // params.chains
+        return 1 + max(0, nfe - params.chains * init) // (params.chains * params.batch)
     return m
 
 

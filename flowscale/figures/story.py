@@ -58,7 +58,8 @@ def _tell_rbf(trace: Trace, step: int, n_here: int) -> list[str]:
         chain, mode, drawn = int(e["chain"]) + 1, e["mode"], e.get("drawn")
         r_star, reward = _g(e.get("r_star")), _g(e.get("reward"))
         if mode == "accept":
-            which = "it" if drawn == 1 else f"the {ordinal(int(drawn or 0))}"
+            at = e.get("position", drawn)  # batched draws say where in draw order the accepted one came
+            which = "it" if drawn == 1 else f"the {ordinal(int(at or 0))}"
             text = (f"Chain {chain} drew {_count(drawn)}; {which} beat r* = {r_star} (reward {reward}) and was "
                     f"taken; {e['rollover']} unused NFE roll over to step {step + 1}.")
         elif mode == "forced":

@@ -35,6 +35,7 @@ class RbfParams:
     variant: str = "paper"
     chains: int = 2
     init_particles: int | None = None  # paper: 1, code: 25
+    batch: int = 1  # candidates each chain draws per model call (1: Alg. 2's one-at-a-time draw)
 
 
 @dataclass(eq=False)
@@ -72,10 +73,28 @@ def _initial(ctx: SearchContext, chains: int, per_chain: int) -> Generator[Event
     return starts
 
 
-def _draw(ctx: SearchContext, active: list[Chain]) -> Batch:
-    """One candidate per active chain, evaluated in one batch."""
-    states = Batch.cat([c.state for c in active])
-    return ctx.evaluate(ctx.propose(states), states.step + 1, parents=states.ids)
+def _draw(ctx: SearchContext, active: list[Chain], sizes: list[int]) -> list[Batch]:
+    """sizes[i] candidates from chain i's current state, all chains' candidates evaluated in one model call;
+    returns each chain's candidates in draw order."""
+    states = Batch.cat([c.state.repeat(s) for c, s in zip(active, sizes, strict=True) if s])
+    cands = ctx.evaluate(ctx.propose(states), states.step + 1, parents=states.ids)
+    bounds = [0]
+    for s in sizes:
+        bounds.append(bounds[-1] + s)
+    return [cands.take(list(range(bounds[i], bounds[i + 1]))) for i in range(len(sizes))]
+
+
+def _trim(sizes: list[int], room: int) -> list[int]:
+    """Sizes whose sum fits `room`, cut from the last chain backwards (the first chains draw first)."""
+    out = list(sizes)
+    excess = sum(out) - room
+    for i in range(len(out) - 1, -1, -1):
+        if excess <= 0:
+            break
+        cut = min(out[i], excess)
+        out[i] -= cut
+        excess -= cut
+    return out
 
 
 def run_rbf(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, SearchResult]:
@@ -88,13 +107,16 @@ def _ledger(ctx: SearchContext) -> tuple[list[int], list[int]]:
 
 
 def _budget_event(ctx: SearchContext, chain: Chain, mode: str, rollover: int, quota: int, r_star: float,
-                  taken: Batch) -> None:
+                  taken: Batch, position: int | None, batch: int) -> None:
     """A chain leaves a transition: how (accept / forced / final), what it drew against which r*, what it took.
 
-    The event sits at the candidates' grid index; `rollover` NFE carry into the next transition.
+    The event sits at the candidates' grid index; `rollover` NFE carry into the next transition. With
+    batched draws, `position` is the accepted candidate's place in draw order (`drawn` counts the whole
+    batch, every candidate of which was evaluated).
     """
+    extra = {"position": position} if batch > 1 and position is not None else {}
     ctx.event("budget", chain.k + 1, chain=chain.index, mode=mode, rollover=rollover, drawn=chain.drawn,
-              quota=quota, r_star=r_star, taken=int(taken.ids[0]), reward=float(taken.reward[0]))
+              quota=quota, r_star=r_star, taken=int(taken.ids[0]), reward=float(taken.reward[0]), **extra)
 
 
 def rbf_quota(budget: int, steps: int, p: RbfParams) -> tuple[int, int]:
@@ -132,31 +154,39 @@ def _run_paper(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, Searc
 
     starts = yield from _initial(ctx, n, init)
     chains = [Chain(c, starts.take(c), float(starts.reward[c]), q0) for c in range(n)]
+
+    def budget_here(chain: Chain) -> int:
+        return chain.quota + (extra_last[chain.index] if chain.k + 1 == m - 1 else 0)
+
     while any(not c.done for c in chains):
         active = [c for c in chains if not c.done]
-        cands = _draw(ctx, active)
-        for i, chain in enumerate(active):
-            cand = cands.take(i)
-            chain.drawn += 1
-            chain.note(cand)
+        sizes = [min(p.batch, budget_here(c) - c.drawn) for c in active]
+        for chain, cands in zip(active, _draw(ctx, active, sizes), strict=True):
+            before = chain.drawn
+            chain.drawn += len(cands)  # every evaluated candidate is spent, used or not
             last = chain.k + 1 == m - 1
-            budget_here = chain.quota + (extra_last[chain.index] if last else 0)
-            r_star = chain.best_ever
-            improved = float(cand.reward[0]) > r_star
-            if improved and not last:
-                # Rollover: move on at once and carry the unused quota to the next transition.
-                chain.best_ever = float(cand.reward[0])
-                carry = chain.quota - chain.drawn
-                rollover[chain.k + 2] += carry
-                _budget_event(ctx, chain, "accept", carry, budget_here, r_star, cand)
-                chain.move(cand, q0 + carry)
-            elif chain.drawn >= budget_here:
-                # Quota spent: take the step's best candidate (r* stays); the last transition ends the chain.
-                _budget_event(ctx, chain, "final" if last else "forced", 0, budget_here, r_star, chain.step_best)
-                if last:
-                    chain.state, chain.done = chain.step_best, True
-                else:
-                    chain.move(chain.step_best, q0)
+            quota_here = budget_here(chain)
+            for j in range(len(cands)):
+                cand = cands.take(j)
+                chain.note(cand)
+                r_star = chain.best_ever
+                if float(cand.reward[0]) > r_star and not last:
+                    # Rollover: move on at once and carry the unused quota to the next transition.
+                    chain.best_ever = float(cand.reward[0])
+                    carry = chain.quota - chain.drawn
+                    rollover[chain.k + 2] += carry
+                    _budget_event(ctx, chain, "accept", carry, quota_here, r_star, cand, before + j + 1, p.batch)
+                    chain.move(cand, q0 + carry)
+                    break
+                if before + j + 1 >= quota_here:
+                    # Quota spent: take the step's best candidate (r* stays); the last transition ends the chain.
+                    mode = "final" if last else "forced"
+                    _budget_event(ctx, chain, mode, 0, quota_here, r_star, chain.step_best, None, p.batch)
+                    if last:
+                        chain.state, chain.done = chain.step_best, True
+                    else:
+                        chain.move(chain.step_best, q0)
+                    break
         yield from ctx.flush()
     finals = Batch.cat([c.state for c in chains])
     best = int(torch.argmax(finals.reward))
@@ -175,26 +205,32 @@ def _run_code(ctx: SearchContext, p: RbfParams) -> Generator[Event, None, Search
     chains = [Chain(c, starts.take(c), float(starts.reward[c]), q0) for c in range(n)]
     quota[1] = n * q0
     while ctx.ledger.used + n < ctx.budget:
-        cands = _draw(ctx, chains)
-        for i, chain in enumerate(chains):
-            cand = cands.take(i)
-            chain.drawn += 1
-            chain.note(cand)
-            can_move = chain.k < m - 2
-            r_star = chain.best_ever
-            if float(cand.reward[0]) > r_star:
-                chain.best_ever = float(cand.reward[0])
-                if can_move:
-                    carry = chain.quota - chain.drawn
+        # Each chain draws up to `batch` (within its quota while it can still move); the round never takes the
+        # ledger past budget - 1, which is where one-at-a-time rounds of n stop (498 of 500 NFE).
+        sizes = [min(p.batch, c.quota - c.drawn) if c.k < m - 2 else p.batch for c in chains]
+        sizes = _trim(sizes, ctx.budget - 1 - ctx.ledger.used)
+        for chain, cands in zip(chains, _draw(ctx, chains, sizes), strict=True):
+            before = chain.drawn
+            chain.drawn += len(cands)  # every evaluated candidate is spent, used or not
+            for j in range(len(cands)):
+                cand = cands.take(j)
+                chain.note(cand)
+                can_move = chain.k < m - 2
+                r_star = chain.best_ever
+                if float(cand.reward[0]) > r_star:
+                    chain.best_ever = float(cand.reward[0])
+                    if can_move:
+                        carry = chain.quota - chain.drawn
+                        quota[chain.k + 2] += q0
+                        rollover[chain.k + 2] += carry
+                        _budget_event(ctx, chain, "accept", carry, chain.quota, r_star, cand, before + j + 1, p.batch)
+                        chain.move(cand, carry + q0)
+                        break
+                if before + j + 1 == chain.quota and can_move:
                     quota[chain.k + 2] += q0
-                    rollover[chain.k + 2] += carry
-                    _budget_event(ctx, chain, "accept", carry, chain.quota, r_star, cand)
-                    chain.move(cand, carry + q0)
-                    continue
-            if chain.drawn == chain.quota and can_move:
-                quota[chain.k + 2] += q0
-                _budget_event(ctx, chain, "forced", 0, chain.quota, r_star, chain.step_best)
-                chain.move(chain.step_best, q0)
+                    _budget_event(ctx, chain, "forced", 0, chain.quota, r_star, chain.step_best, None, p.batch)
+                    chain.move(chain.step_best, q0)
+                    break
         yield from ctx.flush()
     # Output: the best candidate of each chain's current step (its current state if it drew none yet).
     finals = Batch.cat([c.step_best if c.step_best is not None else c.state for c in chains])

@@ -46,6 +46,7 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "svdd.lam": (0.0, 1e6, False),
     "rbf.chains": (1, MAX_COUNT, False),
     "rbf.init_particles": (1, MAX_COUNT, False),
+    "rbf.batch": (1, 1024, False),
 }
 
 

@@ -8,7 +8,7 @@ PROCESSES = ["linear-ode", "linear-sde", "vp-ode", "vp-sde"]
 
 
 def run_settings(methods=SEARCH_METHODS, max_steps: int = 12, max_nfe: int = 400) -> dict:
-    """Keyword strategies for @given: method, process, steps, nfe, seed and the RBF variant."""
+    """Keyword strategies for @given: method, process, steps, nfe, seed, the RBF variant and its batch."""
     return dict(
         method=st.sampled_from(tuple(methods)),
         process=st.sampled_from(PROCESSES),
@@ -16,4 +16,5 @@ def run_settings(methods=SEARCH_METHODS, max_steps: int = 12, max_nfe: int = 400
         nfe=st.integers(1, max_nfe),
         seed=st.integers(0, 2**31),
         variant=st.sampled_from(["paper", "code"]),
+        batch=st.sampled_from([1, 1, 2, 3, 8]),
     )

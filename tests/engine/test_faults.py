@@ -84,8 +84,8 @@ def test_absurd_budget_is_a_config_error():
 @pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(**run_settings())
-def test_ledger_properties(method, process, steps, nfe, seed, variant):
-    params = {"rbf.variant": variant, "rbf.init_particles": 2} if method == "rbf" else {}
+def test_ledger_properties(method, process, steps, nfe, seed, variant, batch):
+    params = {"rbf.variant": variant, "rbf.init_particles": 2, "rbf.batch": batch} if method == "rbf" else {}
     cfg = RunConfig(method=method, process=process, steps=steps, nfe=nfe, seed=seed, params=params)
     try:
         out = run(cfg)

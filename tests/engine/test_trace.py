@@ -37,8 +37,8 @@ def check_live(trace: Trace, event, seen_candidates: int) -> int:
 @pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(**run_settings(("base", *SEARCH_METHODS), max_steps=9, max_nfe=240))
-def test_trace_views_equal_the_ledger_and_the_method_record(method, process, steps, nfe, seed, variant):
-    params = {"rbf.variant": variant, "rbf.init_particles": 2} if method == "rbf" else {}
+def test_trace_views_equal_the_ledger_and_the_method_record(method, process, steps, nfe, seed, variant, batch):
+    params = {"rbf.variant": variant, "rbf.init_particles": 2, "rbf.batch": batch} if method == "rbf" else {}
     cfg = RunConfig(method=method, process=process, steps=steps, nfe=nfe, seed=seed, params=params,
                     particles=3 if method == "base" else None)
     trace = Trace()
