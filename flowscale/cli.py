@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -14,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from flowscale import safe_json
+from flowscale import safe_json, threads
 from flowscale.config import MAX_MESSAGE, ConfigError, RunConfig, clip, short
 from flowscale.processes import PROCESS_NAMES
 from flowscale.run import RunFailed
 from flowscale.search import METHODS
-from flowscale.trace import TIMING_KEYS, Trace, jsonable
+from flowscale.trace import RUNTIME_KEYS, Trace, jsonable
 from flowscale.worlds import MODEL_NAMES
 
 MAX_MIXTURE_BYTES = 256 * 1024
@@ -189,7 +190,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     out = output_folder(args.out)
     output = run_keeping_partial(run, RunConfig.from_dict(original["config"]), out)
     again = output.record.comparable()
-    same = again == {k: v for k, v in original.items() if k not in TIMING_KEYS}
+    same = again == {k: v for k, v in original.items() if k not in RUNTIME_KEYS}
     if out is not None:
         write_run_outputs(output, out)
     print("identical" if same else "DIFFERENT: the replay does not match the record")
@@ -227,6 +228,8 @@ def flag_of(field: str, command: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        # One run per process; under torchrun/accelerate, the processes on this machine share its cores.
+        threads.apply(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
         if args.command == "run":
             return cmd_run(args)
         if args.command == "replay":

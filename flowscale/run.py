@@ -214,7 +214,7 @@ def _finish(cfg: RunConfig, world: World, ctx: SearchContext, model: CountedMode
         model_time_s=model.model_time_s,
         reward_time_s=ctx.reward_time_s,
         extra={**result.extra, **_unspent(cfg, ctx), **_detail(ctx), "returned_id": result.returned_id,
-               "world": world.info},
+               "world": world.info, "threads": torch.get_num_threads()},
     )
     trace.finish(record, result.returned_id)
     return RunOutput(record, result.samples, decoded, world, trace)

@@ -28,6 +28,7 @@ from flowscale.catalog import is_image_model
 
 EVENT_KINDS = ("start", "candidates", "select", "resample", "budget", "done")
 TIMING_KEYS = ("wall_time_s", "model_time_s", "reward_time_s")
+RUNTIME_KEYS = (*TIMING_KEYS, "threads")  # how a run went on its machine: not part of what a replay must match
 PLAN_KEYS = ("quota_per_step", "rollover_per_step", "base_quota", "ess_per_step")
 
 
@@ -91,8 +92,8 @@ class RunRecord:
     def comparable(self) -> dict[str, Any]:
         """The record without timings: what must match exactly when a run is replayed."""
         data = self.to_dict()
-        for key in TIMING_KEYS:
-            data.pop(key)
+        for key in RUNTIME_KEYS:
+            data.pop(key, None)
         return jsonable(data)
 
 

@@ -24,9 +24,11 @@ def launch(demo: Any, **kwargs: Any) -> Any:
     """Queue with a concurrency limit, then launch with the app's theme (server name/port from the
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT environment variables unless given). Refused requests are
     logged as one INFO line each on the "flowscale" logger."""
+    from flowscale import threads
     from flowscale.ui.layout import CSS, THEME
     from flowscale.ui.records import MAX_RECORD_BYTES
 
+    threads.apply(CONCURRENCY)  # two runs at once on two cores: one thread each, never oversubscribed
     log = logging.getLogger("flowscale")
     if not log.handlers:
         handler = logging.StreamHandler()
