@@ -10,6 +10,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from flowscale.config import ConfigError, RunConfig  # noqa: E402 - after the OpenMP setting
-from flowscale.run import RunFailed  # noqa: E402, RunOutput, __version__, replay, run, stream
+from flowscale.run import RunFailed, RunOutput, __version__, replay, run, stream  # noqa: E402
 
 __all__ = ["ConfigError", "RunConfig", "RunFailed", "RunOutput", "__version__", "replay", "run", "stream"]

@@ -162,7 +162,7 @@ def start_updates(ui: Controls, model: str) -> dict[Any, Any]:
                            ui["heldout"]: gr.update(value=start["heldout"])}
     if start.get("prompt"):
         out[ui["prompt"]] = start["prompt"]
-    for key in ("steps", "nfe"):
+    for key in ("steps", "nfe", "rbf.batch"):
         if key in start:
             out[ui[key]] = gr.update(value=start[key])
     return out
@@ -182,19 +182,22 @@ def on_model(ui: Controls, model: str, reward: str | None, heldout: str | None) 
         ui["reward"]: gr.update(choices=list(given), value=reward,
                                 info=models.TOY2D_REWARD_INFO if not image else " · ".join(given)),
         ui["heldout"]: gr.update(choices=list(held), value=heldout),
+        ui["rbf.batch"]: gr.update(value=models.start_values(model)["rbf.batch"]),  # the world's measured best
     }
 
 
 def wire_controls(ui: Controls) -> None:
     """Control-to-control updates (the results panel wires its own reactions to a model change)."""
-    model_outputs = [ui["model"], ui.world, ui["reward"], ui["heldout"], ui["steps"], ui["nfe"], ui["prompt"]]
+    model_outputs = [ui["model"], ui.world, ui["reward"], ui["heldout"], ui["steps"], ui["nfe"], ui["prompt"],
+                     ui["rbf.batch"]]
     ui.world.input(lambda w: {ui["model"]: gr.update(value=WORLD_GROUPS[w][0]),
                               **start_updates(ui, WORLD_GROUPS[w][0])},
                    ui.world, model_outputs, api_visibility="private")
     ui["model"].input(lambda m: {ui.world: world_group(m), **start_updates(ui, m)}, ui["model"],
                       model_outputs, api_visibility="private")
     ui["model"].change(lambda m, r, h: on_model(ui, m, r, h), [ui["model"], ui["reward"], ui["heldout"]],
-                       [ui.toy_controls, ui.image_controls, ui.model_status, ui["reward"], ui["heldout"]],
+                       [ui.toy_controls, ui.image_controls, ui.model_status, ui["reward"], ui["heldout"],
+                        ui["rbf.batch"]],
                        api_visibility="private")
     ui["preset"].change(lambda p: preset_rows(p) if p in PRESETS else gr.skip(), ui["preset"], ui["mixture"],
                         api_visibility="private")

@@ -126,6 +126,8 @@ SETTING_LABELS = {
     "rbf.variant": "variant: paper (Alg. 2) or released code",
     "rbf.chains": "chains N",
     "rbf.init_particles": "initial particles per chain (0 = paper 1, code 25)",
+    "rbf.batch": "candidates per chain per model call (1 = the paper's one-at-a-time draw; Shapes starts at 8: "
+                 "as accurate on the bench, 2.5x faster)",
 }
 
 API = """The app serves one named endpoint, **`/run`**, with the CLI's names and values. Settings you leave out

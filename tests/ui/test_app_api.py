@@ -11,7 +11,7 @@ from gradio_client import Client
 
 from flowscale import ConfigError, RunConfig
 from flowscale.catalog import MODEL_NAMES
-from flowscale.trace import TIMING_KEYS as TIMING
+from flowscale.trace import RUNTIME_KEYS as TIMING
 from flowscale.ui import controls, models, records
 from flowscale.ui.replay_tab import ReplayTab, redraw_ui, replay_ui
 from flowscale.ui.run_controls import Controls

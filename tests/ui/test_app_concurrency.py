@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from gradio_client import Client
 
-from flowscale.trace import TIMING_KEYS as TIMING
+from flowscale.trace import RUNTIME_KEYS as TIMING
 
 REQUESTS = [dict(method=m, process=p, nfe=120, seed=s) for s, (m, p) in enumerate(
     [("rbf", "vp-sde"), ("smc", "linear-sde"), ("svdd", "linear-sde"), ("bon", "linear-ode"),

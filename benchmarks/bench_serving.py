@@ -1,0 +1,185 @@
+"""Speed where users run it, measured in one run: contention, concurrent requests, batched RBF, the app's
+default Shapes run, and the engine's overhead. Prints one table of measured ratios.
+
+    python benchmarks/bench_serving.py [--quick]
+
+Every figure is a wall time measured here, under the thread policy of flowscale/threads.py unless a row
+says otherwise (the "before" rows set OMP_WAIT_POLICY=ACTIVE and all cores, torch's own default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHAPES_RBF = ["run", "--model", "shapes", "--prompt", "3 red circles and 2 blue squares", "--method", "rbf",
+              "--process", "vp-sde", "--nfe", "100", "--steps", "20", "--seed", "0"]
+BUSY = ["run", "--model", "shapes", "--prompt", "2 red squares", "--method", "bon", "--process", "linear-ode",
+        "--nfe", "5000", "--steps", "20", "--seed", "1"]
+
+
+def cli_seconds(args: list[str], env: dict[str, str]) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "flowscale", *args, "--out", out], cwd=ROOT, env=env, check=True,
+                       capture_output=True)
+        return time.perf_counter() - start
+
+
+def contention(env_extra: dict[str, str]) -> tuple[float, float]:
+    """A Shapes RBF CLI run alone, then beside a second CPU-bound flowscale process (same settings)."""
+    env = {**os.environ, **env_extra}
+    alone = cli_seconds(SHAPES_RBF, env)
+    with tempfile.TemporaryDirectory() as out:
+        busy = subprocess.Popen([sys.executable, "-m", "flowscale", *BUSY, "--out", out], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(3.0)  # the busy process is loaded and computing
+        beside = cli_seconds(SHAPES_RBF, env)
+        busy.kill()
+        busy.wait()
+    return alone, beside
+
+
+def served_requests(nfe: int) -> tuple[float, float, bool]:
+    """Shapes RBF `nfe` through the app's /run: one alone, then two at once; records equal to the solo ones."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from gradio_client import Client
+
+    from flowscale.trace import RUNTIME_KEYS
+    from flowscale.ui import build_demo, launch
+
+    demo = build_demo()
+    _, url, _ = launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True)
+    kwargs = [dict(model="shapes", method="rbf", process="vp-sde", nfe=nfe, steps=20, seed=s) for s in (0, 1)]
+
+    def ask(kw: dict) -> dict:
+        client = Client(url, verbose=False, download_files=False)
+        try:
+            return client.predict(api_name="/run", **kw)[1]
+        finally:
+            client.close()
+
+    try:
+        ask(kwargs[0])  # warm: the world is built once
+        start = time.perf_counter()
+        solo = [ask(kw) for kw in kwargs[:1]]
+        alone = time.perf_counter() - start
+        solo.append(ask(kwargs[1]))
+        results: list[dict] = [{}, {}]
+        start = time.perf_counter()
+        workers = [threading.Thread(target=lambda i=i: results.__setitem__(i, ask(kwargs[i]))) for i in range(2)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        together = time.perf_counter() - start
+    finally:
+        demo.close()
+    strip = [{k: v for k, v in r.items() if k not in RUNTIME_KEYS} for r in (*solo, *results)]
+    return alone, together, strip[0] == strip[2] and strip[1] == strip[3]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def batched_rbf_over_bon(nfe: int) -> tuple[float, float, float]:
+    """Shapes, one process: RBF with rbf.batch=1 and 8 against BoN at the same budget (engine wall time)."""
+    from flowscale import RunConfig, run
+    from flowscale.worlds import build_world
+
+    base = dict(model="shapes", prompt="3 red circles and 2 blue squares", process="vp-sde", nfe=nfe, steps=20,
+                seed=0)
+    world = build_world(RunConfig(**base))
+    run(RunConfig(**base, method="bon"), world=world)  # warm
+    bon = run(RunConfig(**base, method="bon"), world=world).record.wall_time_s
+    rbf1 = run(RunConfig(**base, method="rbf"), world=world).record.wall_time_s
+    rbf8 = run(RunConfig(**base, method="rbf", params={"rbf.batch": 8}), world=world).record.wall_time_s
+    return bon, rbf1, rbf8
+
+
+def app_default_shapes_run() -> tuple[float, float]:
+    """The Run button's session (ODE baseline, the method, BoN at the same budget) for the app's first Shapes
+    example, alone and while a second visitor's Shapes run goes in another thread of the same process."""
+    from flowscale import RunConfig, run
+    from flowscale.ui.session import session
+
+    cfg = RunConfig(model="shapes", prompt="3 red circles and 2 blue squares", method="rbf", process="vp-sde",
+                    nfe=100, steps=10, seed=0, reward="count", heldout="verifier")
+    for _ in session(cfg):  # warm
+        pass
+    start = time.perf_counter()
+    for _ in session(cfg):
+        pass
+    alone = time.perf_counter() - start
+    other = RunConfig(model="shapes", prompt="2 red squares", method="rbf", process="vp-sde", nfe=300, steps=20)
+    visitor = threading.Thread(target=lambda: run(other))
+    visitor.start()
+    time.sleep(0.2)
+    start = time.perf_counter()
+    for _ in session(cfg):
+        pass
+    beside = time.perf_counter() - start
+    visitor.join()
+    return alone, beside
+
+
+def engine_overhead() -> tuple[float, float]:
+    """wall / model: the 2-D base run (4096 particles x 100 steps, linear-sde) and Shapes BoN (640 NFE)."""
+    from flowscale import RunConfig, run
+
+    best2d = min((run(RunConfig(method="base", process="linear-sde", steps=100, particles=4096, seed=s)).record
+                  for s in range(3)), key=lambda r: r.wall_time_s)
+    shapes = [run(RunConfig(model="shapes", method="bon", process="linear-ode", nfe=640, steps=20, seed=s)).record
+              for s in range(2)]
+    best = min(shapes, key=lambda r: r.wall_time_s)
+    return best2d.wall_time_s / best2d.model_time_s, best.wall_time_s / best.model_time_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="skip the before/after contention rows")
+    args = parser.parse_args()
+    from flowscale import threads
+
+    threads.apply(2)  # this process serves two runs at once (the served requests and the app rows)
+    rows = []
+    if not args.quick:
+        alone, beside = contention({"OMP_WAIT_POLICY": "ACTIVE", "FLOWSCALE_THREADS": str(threads.cores())})
+        rows.append(("CLI Shapes RBF 100 NFE beside a busy process, torch default (before)", alone, beside,
+                     beside / alone, "<= 1.5"))
+    alone, beside = contention({})
+    rows.append(("CLI Shapes RBF 100 NFE beside a busy process, thread policy", alone, beside, beside / alone,
+                 "<= 1.5"))
+    alone, together, equal = served_requests(300)
+    rows.append((f"/run Shapes RBF 300 NFE, two at once (records equal solo: {equal})", alone, together,
+                 together / alone, "<= 1.3"))
+    bon, rbf1, rbf8 = batched_rbf_over_bon(500)
+    rows.append(("Shapes RBF 500 NFE rbf.batch=1 over BoN 500 NFE", bon, rbf1, rbf1 / bon, ""))
+    rows.append(("Shapes RBF 500 NFE rbf.batch=8 over BoN 500 NFE", bon, rbf8, rbf8 / bon, "<= 1.3"))
+    alone, beside = app_default_shapes_run()
+    rows.append(("app's Shapes example Run (baseline + RBF + BoN), beside a visitor", alone, beside, beside,
+                 "<= 10 s"))
+    two_d, shapes = engine_overhead()
+    rows.append(("engine overhead wall/model: 2-D base 4096 x 100", 0.0, 0.0, two_d, "<= 1.2"))
+    rows.append(("engine overhead wall/model: Shapes BoN 640 NFE", 0.0, 0.0, shapes, "<= 1.05"))
+    print(f"| measurement | first (s) | second (s) | ratio or s | target |\n|---|---|---|---|---|")
+    for name, a, b, ratio, target in rows:
+        print(f"| {name} | {a:.2f} | {b:.2f} | {ratio:.2f} | {target} |")
+
+
+if __name__ == "__main__":
+    main()
