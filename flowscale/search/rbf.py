@@ -14,6 +14,15 @@ its whole quota and keeps its best candidate. The returned sample is the best ch
 q0 = floor((B - N * init) / (M * N)), rollover Q <- (Q - j) + q0, no move once the chain reaches the last
 transition (all leftover budget lands there), rounds continue while used + N < B (498 of 500 NFE with
 the defaults), and the output is the best current-step candidate across chains.
+
+`rbf.batch` = b > 1 (both variants): each chain draws min(b, quota left) candidates from its current state
+in one model call (all chains' candidates share the call), instead of one. They are examined in draw order
+exactly as Alg. 2 examines its one-at-a-time draws: the first that beats r* is taken and the chain moves
+on. The candidates after it in the same call were evaluated too, so they are charged: they count in
+`drawn` and shrink the quota rolled over, and the ledger still equals the model's own counter. The taken
+candidate has the same distribution as in Alg. 2 (draws are independent given the state); what differs is
+the spend: up to b - 1 NFE per accepted move go to candidates Alg. 2 would never have drawn, in exchange
+for b times fewer, larger model calls. b = 1 is Alg. 2's draw and the default.
 """
 
 from __future__ import annotations
