@@ -1,4 +1,5 @@
-"""GPU benchmark of the text-to-image world (not run in CI; needs a CUDA GPU and local weights).
+"""GPU benchmark of the text-to-image world (needs a CUDA GPU and local weights, except `speed --random-weights`,
+which builds FLUX.1-schnell at its real size from its config with random weights; `--toy` runs it on a CPU).
 
     # 1. throughput: NFE per second against batch size (FLUX.1-schnell, 1024^2, bf16)
     python benchmarks/gpu_t2i_bench.py speed --model-path /models/FLUX.1-schnell --batches 1,2,4,5,8
@@ -165,6 +166,9 @@ def main() -> None:
         p.add_argument("--size", type=int, default=1024)
     speed = sub.choices["speed"]
     speed.add_argument("--batches", default="1,2,4,5,8")
+    speed.add_argument("--random-weights", action="store_true",
+                       help="FLUX.1-schnell's transformer and VAE from their configs, random weights: nothing downloaded")
+    speed.add_argument("--toy", action="store_true", help="with --random-weights: toy sizes (a CPU, CI)")
     speed.add_argument("--repeats", type=int, default=5)
     table = sub.choices["table"]
     table.add_argument("--reward", default="count", help="count | vqascore | clip | ...")
@@ -175,6 +179,12 @@ def main() -> None:
     table.add_argument("--seeds", type=int, default=1)
     table.add_argument("--out", default="runs/gpu_t2i_bench")
     args = parser.parse_args()
+    if args.command == "speed" and args.random_weights:
+        from flux_random_speed import measure
+
+        batches = [int(b) for b in args.batches.split(",")]
+        print(json.dumps(measure(args.size, batches, args.repeats, toy=args.toy), indent=1))
+        return
     cmd_speed(args) if args.command == "speed" else cmd_table(args)
 
 

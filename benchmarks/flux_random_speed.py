@@ -1,0 +1,124 @@
+"""FLUX.1-schnell's speed with random weights: no download, real sizes (or a toy size for a CPU and CI).
+
+The transformer and the VAE are built by diffusers from FLUX.1-schnell's published configs (19 double and
+38 single blocks, 24 heads of 128, T5 width 4096, CLIP pooled 768; VAE 128-256-512-512, 16 latent
+channels), with random weights, in bf16 on a GPU (fp32 on a CPU). Timed: seconds per NFE against batch size,
+VAE decode with the full VAE and with a tiny autoencoder (AutoencoderTiny, 16 latent channels), peak GPU
+memory, and the projected time of RBF at 500 NFE for rbf.batch 1 and 8. Weights do not change the time.
+
+    python benchmarks/gpu_t2i_bench.py speed --random-weights --size 1024 --batches 1,2,4,8,16
+    python benchmarks/gpu_t2i_bench.py speed --random-weights --toy --size 64 --batches 1,2   # CPU, seconds
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from typing import Any
+
+import torch
+
+FLUX_SCHNELL_TRANSFORMER = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38,
+                                attention_head_dim=128, num_attention_heads=24, joint_attention_dim=4096,
+                                pooled_projection_dim=768, guidance_embeds=False, axes_dims_rope=(16, 56, 56))
+FLUX_VAE = dict(in_channels=3, out_channels=3, down_block_types=["DownEncoderBlock2D"] * 4,
+                up_block_types=["UpDecoderBlock2D"] * 4, block_out_channels=[128, 256, 512, 512], layers_per_block=2,
+                latent_channels=16, norm_num_groups=32, scaling_factor=0.3611, shift_factor=0.1159,
+                use_quant_conv=False, use_post_quant_conv=False)
+TINY_AE = dict(in_channels=3, out_channels=3, latent_channels=16)
+# Toy sizes keep every code path (joint and single blocks, rotary axes that sum to the head width).
+TOY_TRANSFORMER = dict(FLUX_SCHNELL_TRANSFORMER, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                       num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=16, axes_dims_rope=(4, 6, 6))
+TOY_VAE = dict(FLUX_VAE, down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
+               block_out_channels=[16, 16], layers_per_block=1, norm_num_groups=8)
+TOY_TINY_AE = dict(TINY_AE, encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8))
+T5_TOKENS = 256  # flowscale's default for FLUX.1-schnell (the released code uses 512)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_time(fn: Any, device: torch.device, repeats: int) -> float:
+    fn()  # warm
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def build(toy: bool, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any, Any]:
+    from diffusers import AutoencoderKL, AutoencoderTiny, FluxTransformer2DModel
+
+    torch.manual_seed(0)
+    with torch.device(device):
+        transformer = FluxTransformer2DModel(**(TOY_TRANSFORMER if toy else FLUX_SCHNELL_TRANSFORMER)).to(dtype)
+        vae = AutoencoderKL(**(TOY_VAE if toy else FLUX_VAE)).to(dtype)
+        tiny = AutoencoderTiny(**(TOY_TINY_AE if toy else TINY_AE)).to(dtype)
+    return transformer.eval(), vae.eval(), tiny.eval()
+
+
+def _fit(points: dict[int, float]) -> tuple[float, float]:
+    """seconds(batch) = a + c * batch by least squares (one point: all cost per sample)."""
+    if len(points) == 1:
+        (b, t), = points.items()
+        return 0.0, t / b
+    xs, ys = list(points), list(points.values())
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    c = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
+    return max(0.0, my - c * mx), max(c, 0.0)
+
+
+def measure(size: int, batches: list[int], repeats: int, toy: bool = False) -> dict[str, Any]:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    transformer, vae, tiny = build(toy, device, dtype)
+    cfg = transformer.config
+    latent = size // 8  # the VAE downsamples by 8 (2 ** (blocks - 1)) ...
+    if toy:
+        latent = size // 2
+    seq = (latent // 2) ** 2  # ... and FLUX packs 2 x 2 latent patches into one token of 64 channels
+    tokens = T5_TOKENS if not toy else 8
+    out: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "dtype": str(dtype),
+        "size": size, "toy": toy, "t5_tokens": tokens,
+        "params": {"transformer": sum(p.numel() for p in transformer.parameters()),
+                   "vae": sum(p.numel() for p in vae.parameters()), "tiny_ae": sum(p.numel() for p in tiny.parameters())},
+        "s_per_call": {}, "s_per_nfe": {}, "peak_gb": {},
+    }
+    with torch.inference_mode():
+        for b in batches:
+            args = dict(
+                hidden_states=torch.randn(b, seq, cfg.in_channels, device=device, dtype=dtype),
+                encoder_hidden_states=torch.randn(b, tokens, cfg.joint_attention_dim, device=device, dtype=dtype),
+                pooled_projections=torch.randn(b, cfg.pooled_projection_dim, device=device, dtype=dtype),
+                timestep=torch.full((b,), 0.5, device=device, dtype=dtype),
+                img_ids=torch.zeros(seq, 3, device=device, dtype=dtype),
+                txt_ids=torch.zeros(tokens, 3, device=device, dtype=dtype),
+                return_dict=False,
+            )
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            t = _median_time(lambda a=args: transformer(**a), device, repeats)
+            out["s_per_call"][b] = t
+            out["s_per_nfe"][b] = t / b
+            if device.type == "cuda":
+                out["peak_gb"][b] = torch.cuda.max_memory_allocated(device) / 1e9
+        z = torch.randn(1, 16, latent, latent, device=device, dtype=dtype)
+        out["decode_s"] = {"vae": _median_time(lambda: vae.decode(z), device, repeats),
+                           "tiny_ae": _median_time(lambda: tiny.decode(z), device, repeats)}
+    a, c = _fit(out["s_per_call"])
+    decode = out["decode_s"]["vae"]
+    # RBF at 500 NFE, 2 chains (the paper's setting): batch B draws 2 * B candidates per model call, each of
+    # which is decoded for the reward; calls = 1 + (500 - 2) / (2 * B).
+    out["rbf_500_projected_s"] = {
+        batch: (1 + math.ceil(498 / (2 * batch))) * (a + c * 2 * batch) + 500 * decode for batch in (1, 8)
+    }
+    out["fit_s_per_call"] = {"fixed": a, "per_sample": c}
+    return out
