@@ -65,11 +65,21 @@ class RunOutput:
     trace: Trace
 
 
+def sizes(cfg: RunConfig, defaults: Any) -> dict[str, Any]:
+    """steps, particles and nfe of a run from a world's (or model's) defaults: what a run's size is made of.
+    `ode` is one particle; `ode` and `base` spend particles x steps."""
+    steps = cfg.steps or defaults.steps
+    if cfg.method in ("ode", "base"):
+        particles = 1 if cfg.method == "ode" else cfg.particles or defaults.particles
+        return {"steps": steps, "particles": particles, "nfe": particles * steps}
+    return {"steps": steps, "particles": None, "nfe": cfg.nfe or defaults.nfe}
+
+
 def resolve(cfg: RunConfig, world: World) -> RunConfig:
     """Fill every None with the world's default; `ode` always runs the Linear-ODE with one particle."""
     d = world.defaults
     updates: dict[str, Any] = {
-        "steps": cfg.steps or d.steps,
+        **sizes(cfg, d),
         "grid": cfg.grid or d.grid,
         "grid_space": cfg.grid_space or d.grid_space,
         "shift": cfg.shift if cfg.shift is not None else d.shift,
@@ -80,11 +90,6 @@ def resolve(cfg: RunConfig, world: World) -> RunConfig:
     }
     if cfg.method == "ode":
         updates.update(process="linear-ode")
-    if cfg.method in ("ode", "base"):
-        particles = 1 if cfg.method == "ode" else cfg.particles or d.particles
-        updates.update(particles=particles, nfe=particles * updates["steps"])
-    else:
-        updates.update(nfe=cfg.nfe or d.nfe, particles=None)
     return dataclasses.replace(cfg, **updates)
 
 
@@ -114,8 +119,14 @@ def prepare(cfg: RunConfig, world: World | None = None) -> Prepared:
         raise ConfigError("particles", f"sizes base runs only; {cfg.method} sizes itself from nfe "
                           f"(or its own setting, e.g. {cfg.method}.n)")
     check_param_keys(cfg.method, cfg.params, getattr(module, "PARAM_PREFIXES", ()))
-    method_params(cfg.method, cfg.params)
-    if world is None:
+    early = method_params(cfg.method, cfg.params)
+    defaults = getattr(module, "DEFAULTS", None) or getattr(module, "MODELS", {}).get(cfg.model)
+    if world is None and defaults is not None:  # size the run from the world's declared defaults first:
+        sized = dataclasses.replace(cfg, **sizes(cfg, defaults))  # a budget the method cannot fit is refused
+        validate(sized, limits)  # before the world is built (which may load weights)
+        calls_of(sized, early)
+        world = build_world(cfg)
+    elif world is None:
         world = build_world(cfg)
     cfg = resolve(cfg, world)
     validate(cfg, limits)
