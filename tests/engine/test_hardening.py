@@ -159,3 +159,11 @@ def test_the_readmes_first_example_writes_a_record_the_app_can_read_back():
     size = len(json.dumps(out.record.saved(), indent=1))
     assert size < 5e6  # on main: 10.2 MB, refused by the app's upload limit
     assert out.record.extra["trace_detail"]["traced_per_event"] == 50
+
+
+def test_an_infeasible_budget_is_refused_before_a_world_loads_its_weights():
+    # No weights exist at this path: the refusal names the budget, so the world was never built.
+    cfg = RunConfig(model="flux-schnell", method="svdd", nfe=5, prompt="a cat", model_path="/nonexistent/flux")
+    assert refused(cfg).field == "nfe"
+    assert refused(RunConfig(model="flux-schnell", method="sop", prompt="a cat", model_path="/nonexistent/flux",
+                             params={"sop.forward": 1e-8, "sop.backward": 2e-8})).field == "sop.backward"
