@@ -121,9 +121,8 @@ def load_pretrained(loader: Callable[[str, bool], T], location: str, field: str,
             msg = (f"{what}: access to {location} is gated; accept its licence on huggingface.co and log in "
                    f"(hf auth login), or download it elsewhere and {hint}")
         elif offline:
-            msg = (f"{what}: {location} is not in the local Hugging Face cache and the hub is offline or "
-                   f"unreachable; download it on a machine with internet (hf download {location} --local-dir DIR) "
-                   f"and {hint}")
+            msg = (f"{what}: {location} is not in the local cache and the hub is offline or unreachable; fetch it "
+                   f"elsewhere (hf download {location} --local-dir DIR), then {hint}")
         else:
             msg = f"{what}: cannot load {location} from the hub: {type(exc).__name__}: {exc}"
         raise ConfigError(field, msg) from exc

@@ -24,6 +24,8 @@ def api_run(
     seed: int = D["seed"],
     steps: int | None = None,
     prompt: str | None = None,
+    height: int | None = None,
+    width: int | None = None,
     preset: str | None = None,
     reward: str | None = None,
     heldout: str | None = None,
@@ -32,12 +34,13 @@ def api_run(
     """Run flowscale once and stream progress; the last update carries the run record (record.json).
 
     Names and values are the CLI's: model toy2d | shapes | flux-schnell ..., method bon | sop | smc |
-    code | svdd | rbf | ode, process linear-ode | linear-sde | vp-sde, params {"rbf.variant": "code", ...}.
-    Settings left out keep the model's defaults.
+    code | svdd | rbf | ode, process linear-ode | linear-sde | vp-sde, params {"rbf.variant": "code", ...};
+    height and width for image worlds that take them. Settings left out keep the model's defaults. Weights
+    come from the host (FLOWSCALE_MODELS or the hub cache): a request cannot name a path.
     """
     try:
         cfg = RunConfig(model=model, method=method, process=process, nfe=nfe, seed=seed, steps=steps, prompt=prompt,
-                        preset=preset, reward=reward, heldout=heldout, params={} if params is None else params)
+                        height=height, width=width, preset=preset, reward=reward, heldout=heldout, params={} if params is None else params)
         validate_types(cfg)
         prepared = prepare(cfg)
         check_request([(prepared[0], estimate_run(prepared))], *cost.caps())

@@ -11,6 +11,7 @@ import logging
 import gradio as gr
 
 from flowscale.config import ConfigError, clip
+from flowscale.ui.models import available_models
 
 LOG = logging.getLogger("flowscale.app")
 MAX_FAULT_MESSAGE = 300
@@ -21,6 +22,8 @@ def as_gr_error(exc: Exception) -> gr.Error:
     if isinstance(exc, ConfigError):
         field_name, _, message = str(exc).partition(": ")
         LOG.info("refused a request: %s", exc)
+        if field_name in ("model", "model_path"):  # a visitor cannot fix weights: say what runs here
+            message += f" · available here: {', '.join(available_models())}"
         return gr.Error(f"Setting “{field_name}”: {message}", title="Invalid setting", print_exception=False)
     if isinstance(exc, gr.Error):
         return exc

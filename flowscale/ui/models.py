@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from flowscale.catalog import WORLD_GROUPS, world_group
+from flowscale.catalog import MODEL_NAMES, WORLD_GROUPS, world_group
 from flowscale.config import ConfigError, RunConfig
 from flowscale.worlds import world_module
 
@@ -64,8 +64,12 @@ def _check_hub_weights(model: str) -> None:
     from huggingface_hub import try_to_load_from_cache
 
     from flowscale import hub
-    from flowscale.worlds.t2i.availability import HUB_IDS
+    from flowscale.worlds.t2i.availability import HUB_IDS, check_local_folder, host_folders
 
+    folder = host_folders().get(model)
+    if folder is not None:  # the host serves this model from its own folder
+        check_local_folder(model, folder)
+        return
     repo = HUB_IDS[model]
     try:
         cached = try_to_load_from_cache(repo, "model_index.json")
@@ -93,6 +97,11 @@ def status_markdown(model: str, limit: int = 260) -> str:
                 reason = reason[:limit].rsplit(" ", 1)[0] + " …"
             lines.append(f"⚠ {shown} is not available here: {reason}")
     return "  \n".join(lines)
+
+
+def available_models() -> list[str]:
+    """The models that can run here (what a visitor may pick)."""
+    return [m for m in MODEL_NAMES if model_status(m) is None]
 
 
 def model_settings(model: str) -> Any:

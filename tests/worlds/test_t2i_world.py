@@ -50,6 +50,7 @@ from flowscale.models import CountedModel
 from flowscale.processes import make_process, process_step
 from flowscale.run import run
 from flowscale.sampler import FlowSampler
+from flowscale.worlds.t2i import availability
 from flowscale.worlds.t2i import world as t2i
 from flowscale.worlds.t2i.adapters import FluxAdapter, SD3Adapter
 from flowscale.worlds.t2i.availability import load_pipeline
@@ -347,3 +348,40 @@ def test_gpu_duration_and_wrapper():
         import spaces  # noqa: F401
     except ImportError:
         assert t2i.gpu(fn, duration=10) is fn
+
+
+# --- host-side model folders (FLOWSCALE_MODELS) ---------------------------------------------------------
+def test_a_host_folder_is_served_through_run_while_visitors_cannot_name_paths(pipe_dirs, monkeypatch, tmp_path):
+    from flowscale.ui.api import api_run
+    from flowscale.ui.models import model_status
+    from flowscale.ui.records import read_upload
+
+    monkeypatch.setenv("FLOWSCALE_MODELS", f"flux-schnell={pipe_dirs['flux-schnell']}")
+    assert model_status("flux-schnell") is None  # the app offers it
+    updates = list(api_run(model="flux-schnell", method="rbf", process="vp-sde", nfe=24, steps=4, seed=0,
+                           prompt=PROMPT, height=32, width=32, reward="brightness", heldout="none"))
+    status, record = updates[-1]
+    assert status["status"] == "done" and record["nfe_used"] <= 24
+    assert record["config"]["model_path"] is None and record["world"]["weights"] == "FLOWSCALE_MODELS"
+    assert record["world"]["height"] == 32  # /run takes height and width
+    upload = tmp_path / "visitor.json"
+    upload.write_text(json.dumps({"config": {"model": "flux-schnell", "model_path": "/etc"}}))
+    with pytest.raises(ConfigError) as info:
+        read_upload(str(upload))  # a visitor's record naming a server path is refused
+    assert info.value.field == "model_path"
+    monkeypatch.setenv("FLOWSCALE_MODELS", "flux-schnell")
+    with pytest.raises(ConfigError) as info:
+        availability.host_folders()
+    assert info.value.field == "FLOWSCALE_MODELS"
+
+
+def test_missing_weights_tell_each_audience_what_to_do(monkeypatch):
+    from flowscale.ui.errors import as_gr_error
+
+    monkeypatch.delenv("FLOWSCALE_MODELS", raising=False)
+    with pytest.raises(ConfigError) as info:
+        run(RunConfig(model="flux-schnell", method="ode", prompt=PROMPT, height=32, width=32, steps=2))
+    text = str(info.value)
+    assert "--model-path" in text and "FLOWSCALE_MODELS" in text  # the CLI user and the host
+    shown = str(as_gr_error(info.value))
+    assert "available here: toy2d" in shown  # the visitor: what runs here

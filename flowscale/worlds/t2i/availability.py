@@ -13,6 +13,7 @@ models in `flowscale.rewards`.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any, TypeVar
@@ -67,6 +68,32 @@ def check_local_folder(model: str, model_path: str) -> Path:
     return folder
 
 
+def host_folders() -> dict[str, str]:
+    """Local diffusers folders a host serves, from FLOWSCALE_MODELS ("flux-schnell=/models/FLUX.1-schnell,
+    sd3.5=/models/sd35"). The app and /run use them when no path is given; visitors never name paths."""
+    raw = os.environ.get("FLOWSCALE_MODELS", "").strip()
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, eq, folder = item.partition("=")
+        if not eq or name.strip() not in HUB_IDS or not folder.strip():
+            raise ConfigError("FLOWSCALE_MODELS", f"takes MODEL=FOLDER[,MODEL=FOLDER...] with MODEL one of "
+                              f"{', '.join(HUB_IDS)}; got {item[:80]!r}")
+        out[name.strip()] = folder.strip()
+    return out
+
+
+def weights_location(model: str, model_path: str | None) -> tuple[str | None, str]:
+    """(local folder or None, where it came from): the run's --model-path, else the host's folder, else None
+    (the hub id)."""
+    if model_path is not None:
+        return model_path, "model_path"
+    folder = host_folders().get(model)
+    return (folder, "FLOWSCALE_MODELS") if folder else (None, "hub")
+
+
+HINT = "CLI: --model-path DIR; app host: FLOWSCALE_MODELS=MODEL=DIR"
+
+
 def _load(model: str, location: str, local: bool, dtype: torch.dtype) -> Any:
     from diffusers import DiffusionPipeline
 
@@ -74,7 +101,7 @@ def _load(model: str, location: str, local: bool, dtype: torch.dtype) -> Any:
         return DiffusionPipeline.from_pretrained(loc, dtype=dtype, local_files_only=local_only)
 
     field = "model_path" if local else "model"
-    pipe = load_pretrained(loader, location, field, f"{model} weights", hint="pass it as --model-path DIR")
+    pipe = load_pretrained(loader, location, field, f"{model} weights", hint=HINT)
     expected = PIPELINE_CLASSES[FAMILIES[model]]
     if type(pipe).__name__ != expected:
         raise ConfigError(field, f"{location} loaded as {type(pipe).__name__}, but {model} needs a {expected}")
@@ -87,9 +114,10 @@ def load_pipeline(model: str, model_path: str | None, device: torch.device, dtyp
 
     Args:
         model: a key of HUB_IDS.
-        model_path: a local diffusers folder, or None for the hub id.
+        model_path: a local diffusers folder, or None: the host's folder (FLOWSCALE_MODELS), else the hub id.
         offload: enable_model_cpu_offload (CUDA only): weights stay on the CPU until a module runs.
     """
+    model_path, _ = weights_location(model, model_path)
     local = model_path is not None
     location = str(check_local_folder(model, model_path)) if local else HUB_IDS[model]
     offload = offload and device.type == "cuda"

@@ -45,7 +45,7 @@ from flowscale.worlds.t2i.adapters import (
     TinyPreviewDecoder,
     thumbnails,
 )
-from flowscale.worlds.t2i.availability import FAMILIES, load_pipeline
+from flowscale.worlds.t2i.availability import FAMILIES, load_pipeline, weights_location
 
 LIMITS = Limits(max_nfe=2000, max_particles=64, max_steps=200, max_prompt_chars=300)
 DEFAULT_SIZE = 1024
@@ -238,6 +238,7 @@ def build_world(cfg: RunConfig) -> World:
             if isinstance(adapter, SD3Adapter) else adapter.encode_condition(cfg.prompt))
     info: dict[str, Any] = {
         "model": cfg.model, "model_path": cfg.model_path, "height": height, "width": width,
+        "weights": weights_location(cfg.model, cfg.model_path)[1],  # model_path, FLOWSCALE_MODELS or hub
         "latent_shape": list(adapter.sample_shape), "dtype": str(dtype).replace("torch.", ""), "device": str(device),
         "guidance_scale": adapter.guidance_scale, "offload": offload,
         "transformer_rows_per_nfe": getattr(adapter, "transformer_rows_per_nfe", 1),
