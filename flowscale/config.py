@@ -83,6 +83,7 @@ class RunConfig:
     beta_max: float = BETA_MAX
     max_batch: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    recipe: str | None = None  # "paper": the released code's setting (flowscale/recipes.py)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -127,7 +128,7 @@ REQUIRED = ("model", "method", "process", "g_schedule")  # text settings that ca
 def validate_types(cfg: RunConfig) -> None:
     """The JSON shape of a config from outside (API, records): text fields text, params a flat mapping."""
     for name in ("model", "method", "process", "reward", "heldout", "preset", "prompt", "model_path", "grid",
-                 "grid_space", "g_schedule"):
+                 "grid_space", "g_schedule", "recipe"):
         value = getattr(cfg, name)
         if value is None and name in REQUIRED:
             raise ConfigError(name, "is required")

@@ -24,6 +24,7 @@ from flowscale.config import ConfigError, RunConfig, validate, validate_types
 from flowscale.cost import Estimate, calls_of, estimate
 from flowscale.grids import GridSpec, make_grid
 from flowscale.models import CountedModel, ModelOutOfMemoryError
+from flowscale.recipes import apply_recipe
 from flowscale.processes import make_process
 from flowscale.sampler import FlowSampler
 from flowscale.search import (
@@ -108,6 +109,7 @@ def prepare(cfg: RunConfig, world: World | None = None) -> Prepared:
     static ranges, setting keys and every method setting against its declared range.
     """
     validate_types(cfg)
+    cfg = apply_recipe(cfg)  # a named setting fills what the config leaves unset; the record lists it all
     check_method(cfg.method)
     limits = world_limits(cfg.model)
     validate(cfg, limits)

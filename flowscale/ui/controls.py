@@ -128,4 +128,5 @@ def build_config(values: dict[str, Any], method: str | None = None) -> RunConfig
         beta_min=number(values, "beta_min", float),
         beta_max=number(values, "beta_max", float),
         params=params_for(method, values) if method in SEARCH_METHODS else {},
+        recipe="paper" if values.get("paper") else None,
     )

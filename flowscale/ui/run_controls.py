@@ -114,6 +114,10 @@ def build_controls() -> Controls:
             ui.add("beta_max", gr.Number(value=CONFIG_DEFAULTS.beta_max, label="β_max (VP)"))
         ui.add("grid", gr.Dropdown(["default", *GRID_KINDS], value="default", label="time grid",
                                    info="default: the model's own; exp: the paper's grid for few-step models"))
+        ui.add("paper", gr.Checkbox(value=False, label="the paper's released setting (--paper)",
+                                    info="RBF's released variant, SMC λ 0.5, SoP 10 steps per solve; FLUX.1-schnell "
+                                         "at 1024², T5 length 512. Settings you change above still win.",
+                                    elem_id="paper"))
     ui.help = gr.Markdown(texts.explain(D["method"], D["process"]), elem_id="method-help")
     return ui
 

@@ -385,3 +385,15 @@ def test_missing_weights_tell_each_audience_what_to_do(monkeypatch):
     assert "--model-path" in text and "FLOWSCALE_MODELS" in text  # the CLI user and the host
     shown = str(as_gr_error(info.value))
     assert "available here: toy2d" in shown  # the visitor: what runs here
+
+
+def test_the_paper_recipe_is_the_released_setting(pipe_dirs):
+    cfg = _cfg(pipe_dirs, method="rbf", process="vp-sde", nfe=500, steps=None, recipe="paper", heldout="none")
+    rec = run(cfg).record
+    c = rec.config
+    assert c["recipe"] == "paper" and c["steps"] == 10 and c["grid"] == "exp" and c["grid_space"] == "process"
+    assert c["params"]["t2i.max_sequence_length"] == 512 and c["params"]["rbf.variant"] == "code"
+    assert c["params"]["rbf.init_particles"] == 25 and c["max_batch"] == 5
+    assert (c["height"], c["width"]) == (32, 32)  # explicit flags win over the recipe's 1024^2
+    assert rec.nfe_used == 498 and rec.nfe_budget == 500
+    assert run(RunConfig.from_dict(c)).record.comparable() == rec.comparable()  # a replay applies nothing new

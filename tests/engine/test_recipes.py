@@ -1,0 +1,30 @@
+"""Recipes: --paper fills the released code's setting where a config leaves it unset; explicit flags win."""
+
+import json
+
+import pytest
+
+from flowscale import ConfigError, RunConfig, cli, run
+from flowscale.recipes import apply_recipe
+
+
+def test_paper_fills_what_is_unset_and_explicit_settings_win():
+    cfg = apply_recipe(RunConfig(model="flux-schnell", method="rbf", recipe="paper", height=512,
+                                 params={"rbf.init_particles": 5}))
+    assert (cfg.height, cfg.width, cfg.steps, cfg.grid, cfg.max_batch) == (512, 1024, 10, "exp", 5)
+    assert cfg.params == {"t2i.max_sequence_length": 512, "rbf.variant": "code", "rbf.init_particles": 5}
+    assert apply_recipe(cfg) == cfg  # applying it again changes nothing: records replay as they are
+    assert apply_recipe(RunConfig(method="smc", recipe="paper")).params == {"smc.lam": 0.5}
+    assert apply_recipe(RunConfig(method="sop", recipe="paper")).params == {"sop.solve_steps": 10}
+    with pytest.raises(ConfigError) as info:
+        run(RunConfig(recipe="papre"))
+    assert info.value.field == "recipe"
+
+
+def test_the_cli_flag_records_every_value_the_recipe_chose(tmp_path):
+    assert cli.main(["run", "--paper", "--method", "rbf", "--nfe", "500", "--steps", "10", "--out",
+                     str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["config"]["recipe"] == "paper" and record["config"]["params"]["rbf.variant"] == "code"
+    assert record["nfe_used"] == 498  # the released loop's 498 of 500
+    assert cli.main(["replay", str(tmp_path / "record.json")]) == 0
