@@ -21,11 +21,11 @@ from typing import Any
 
 from flowscale.config import ConfigError, RunConfig
 from flowscale.cost_model import CostModel
-from flowscale.search.blocks import block_sizes
+from flowscale.search.blocks import children_per_step
 from flowscale.search.context import DETAIL_ROWS, TRACED, trace_width
 from flowscale.search.rbf import rbf_quota
 from flowscale.search.simple import bon_size
-from flowscale.search.smc import smc_size
+from flowscale.search.smc import smc_sizes
 from flowscale.search.sop import sop_size
 
 # record.json as saved (indent 1), measured: a traced candidate takes 160-240 B (RBF: 290 B, with its per-particle
@@ -60,9 +60,9 @@ def calls_of(cfg: RunConfig, params: Any) -> int:
     if cfg.method == "bon":
         bon_size(nfe, m, params.n)
     elif cfg.method == "smc":
-        smc_size(nfe, m, params.n)
+        smc_sizes(nfe, m, params)
     elif cfg.method in ("svdd", "code"):
-        block_sizes(nfe, m, params)
+        children_per_step(nfe, m, params)
     elif cfg.method == "sop":
         rounds, solve = sop_size(nfe, params)
         return (rounds + 1) * solve

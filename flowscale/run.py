@@ -24,8 +24,8 @@ from flowscale.config import ConfigError, RunConfig, validate, validate_types
 from flowscale.cost import Estimate, calls_of, estimate
 from flowscale.grids import GridSpec, make_grid
 from flowscale.models import CountedModel, ModelOutOfMemoryError
-from flowscale.recipes import apply_recipe
 from flowscale.processes import make_process
+from flowscale.recipes import apply_recipe
 from flowscale.sampler import FlowSampler
 from flowscale.search import (
     METHODS,

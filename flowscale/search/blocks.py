@@ -17,6 +17,7 @@ import torch
 
 from flowscale.config import ConfigError
 from flowscale.search.context import SearchContext, SearchResult, ordered_result
+from flowscale.search.schedules import decaying
 from flowscale.trace import Event
 
 
@@ -27,6 +28,20 @@ class BlockParams:
     k: int | None = None  # None: the largest K with M * N * K <= budget
     block: int = 1
     lam: float = 0.0
+    schedule: str = "constant"  # "decay": children per chain decay linearly over the steps (schedules.py)
+
+
+def children_per_step(budget: int, steps: int, p: BlockParams) -> list[int]:
+    """K at each step: constant, or the decaying schedule's particles per step shared by the n chains."""
+    if p.schedule == "decay":
+        if p.k is not None:
+            raise ConfigError(f"{p.method}.k", "a decay schedule sizes every step itself; leave k out")
+        ks = [size // p.n for size in decaying(budget, steps)]
+        if min(ks) < 1:
+            raise ConfigError("nfe", f"{p.method} with a decay schedule needs at least n = {p.n} particles at its "
+                              f"last step; nfe={budget} over {steps} steps leaves fewer")
+        return ks
+    return [block_sizes(budget, steps, p)[1]] * steps
 
 
 def block_sizes(budget: int, steps: int, p: BlockParams) -> tuple[int, int]:
@@ -50,12 +65,20 @@ def select_in_groups(rewards: torch.Tensor, k: int, lam: float, generator: torch
 
 
 def run_blocks(ctx: SearchContext, p: BlockParams) -> Generator[Event, None, SearchResult]:
-    n, k = block_sizes(ctx.budget, ctx.steps, p)
+    n, ks = p.n, children_per_step(ctx.budget, ctx.steps, p)
+    k = ks[0]
     survivors = ctx.evaluate(ctx.start(n).repeat_interleave(k, dim=0), 0)
     yield from ctx.flush()
     step = 0
     while step < ctx.steps - 1:
-        children = survivors if step == 0 else survivors.repeat(k)
+        # A block's children: K of its last step each (a decaying K never outspends the schedule in a block).
+        k_block = ks[min(step + p.block, ctx.steps - 1)]
+        if step == 0:  # the first block continues k_block of each chain's identical step-0 copies
+            first = [g * k + j for g in range(n) for j in range(k_block)]
+            children = survivors if k_block == k else survivors.take(first)
+        else:
+            children = survivors.repeat(k_block)
+        k = k_block
         for _ in range(min(p.block, ctx.steps - 1 - step)):
             children = ctx.evaluate(ctx.propose(children), step + 1, parents=children.ids)
             step += 1
@@ -66,4 +89,4 @@ def run_blocks(ctx: SearchContext, p: BlockParams) -> Generator[Event, None, Sea
     if ctx.steps == 1:  # a one-step grid: the first evaluation is also the last
         survivors = survivors.take(select_in_groups(survivors.reward, k, 0.0, ctx.generator))
     best = int(torch.argmax(survivors.reward))
-    return ordered_result(survivors, best, {"n": n, "k": k})
+    return ordered_result(survivors, best, {"n": n, "k": ks[0] if p.schedule == "constant" else ks})

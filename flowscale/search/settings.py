@@ -16,9 +16,11 @@ from typing import Any
 from flowscale.config import ConfigError, clip, short
 from flowscale.search.methods import METHODS
 from flowscale.search.rbf import VARIANTS
+from flowscale.search.schedules import SCHEDULES
 from flowscale.search.smc import RESAMPLERS
 
-CHOICES = {"rbf.variant": VARIANTS, "smc.resampling": RESAMPLERS}  # settings that take one of a few names
+CHOICES = {"rbf.variant": VARIANTS, "smc.resampling": RESAMPLERS, "smc.schedule": SCHEDULES,
+           "svdd.schedule": SCHEDULES, "code.schedule": SCHEDULES}  # settings that take one of a few names
 FIXED = {"svdd.block"}  # fields of a params dataclass that are not free choices (SVDD is the block-1 case)
 MAX_COUNT = 100_000  # particles, chains, children, steps per solve: far above any budget a world allows
 # (low, high, low_open): the allowed interval of every numeric setting; None (automatic) is always allowed

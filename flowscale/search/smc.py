@@ -16,6 +16,7 @@ import torch
 
 from flowscale.config import ConfigError
 from flowscale.search.context import SearchContext, SearchResult, ordered_result
+from flowscale.search.schedules import decaying
 from flowscale.trace import Event
 
 RESAMPLERS = ("multinomial", "systematic")
@@ -27,6 +28,7 @@ class SmcParams:
     lam: float = 1.0
     ess_threshold: float = 1.0
     resampling: str = "multinomial"
+    schedule: str = "constant"  # "decay": the released code's linearly decaying population (schedules.py)
 
 
 def ess(log_w: torch.Tensor) -> float:
@@ -34,16 +36,16 @@ def ess(log_w: torch.Tensor) -> float:
     return float(1.0 / (w**2).sum())
 
 
-def resample(log_w: torch.Tensor, scheme: str, generator: torch.Generator) -> torch.Tensor:
-    """Ancestor indices [N] drawn in proportion to the normalised weights."""
+def resample(log_w: torch.Tensor, scheme: str, generator: torch.Generator, size: int | None = None) -> torch.Tensor:
+    """Ancestor indices [size] (default: as many as there are weights) drawn in proportion to the weights."""
     w = torch.softmax(log_w, 0)
-    n = w.shape[0]
+    n = w.shape[0] if size is None else size
     if scheme == "multinomial":
         return torch.multinomial(w, n, replacement=True, generator=generator)
     # systematic: one uniform offset, N evenly spaced pointers through the cumulative weights
     u0 = torch.rand((), generator=generator, dtype=torch.float64)
     pointers = (u0 + torch.arange(n, dtype=torch.float64)) / n
-    return torch.searchsorted(torch.cumsum(w, 0), pointers).clamp(max=n - 1)
+    return torch.searchsorted(torch.cumsum(w, 0), pointers).clamp(max=w.shape[0] - 1)
 
 
 def smc_size(budget: int, steps: int, n: int | None) -> int:
@@ -55,8 +57,18 @@ def smc_size(budget: int, steps: int, n: int | None) -> int:
     return size
 
 
+def smc_sizes(budget: int, steps: int, p: SmcParams) -> list[int]:
+    """The population at each step: constant N, or the decaying schedule (which sets N itself)."""
+    if p.schedule == "decay":
+        if p.n is not None:
+            raise ConfigError("smc.n", "a decay schedule sizes every step itself; leave smc.n out")
+        return decaying(budget, steps)
+    return [smc_size(budget, steps, p.n)] * steps
+
+
 def run_smc(ctx: SearchContext, p: SmcParams) -> Generator[Event, None, SearchResult]:
-    n = smc_size(ctx.budget, ctx.steps, p.n)  # lam, ess_threshold, resampling: checked in settings
+    sizes = smc_sizes(ctx.budget, ctx.steps, p)  # lam, ess_threshold, resampling: checked in settings
+    n = sizes[0]
     particles = ctx.evaluate(ctx.start(n), 0)
     log_w = particles.reward / p.lam
     parent_reward = particles.reward
@@ -66,8 +78,10 @@ def run_smc(ctx: SearchContext, p: SmcParams) -> Generator[Event, None, SearchRe
     for step in range(1, ctx.steps):
         current_ess = ess(log_w)
         ess_per_step.append(current_ess)
-        if current_ess < p.ess_threshold * n * (1 - 1e-9):  # equal weights never resample (rounding)
-            ancestors = resample(log_w, p.resampling, ctx.generator)
+        # A shrinking population (decay) is resampled to its next size at every step.
+        if sizes[step] != n or current_ess < p.ess_threshold * n * (1 - 1e-9):  # equal weights never resample
+            n = sizes[step]
+            ancestors = resample(log_w, p.resampling, ctx.generator, n)
             particles = particles.take(ancestors)
             parent_reward = parent_reward[ancestors]
             log_w = torch.zeros(n, dtype=torch.float64)
@@ -79,5 +93,5 @@ def run_smc(ctx: SearchContext, p: SmcParams) -> Generator[Event, None, SearchRe
         yield from ctx.flush()
     best = int(torch.argmax(particles.reward))
     return ordered_result(
-        particles, best, {"n": n, "ess_per_step": ess_per_step}
+        particles, best, {"n": sizes[0] if p.schedule == "constant" else sizes, "ess_per_step": ess_per_step}
     )

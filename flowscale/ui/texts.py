@@ -124,6 +124,9 @@ SETTING_LABELS = {
     "svdd.k": "particles per step K (0 = the most that fit)",
     "svdd.lam": "λ (0 = keep the best, > 0 = draw from softmax(r/λ))",
     "rbf.variant": "variant: paper (Alg. 2) or released code",
+    "smc.schedule": "population: constant, or decay (the released code's linearly decaying N per step)",
+    "svdd.schedule": "children K: constant, or decay (linearly decaying over the steps)",
+    "code.schedule": "children K: constant, or decay (linearly decaying over the steps)",
     "rbf.chains": "chains N",
     "rbf.init_particles": "initial particles per chain (0 = paper 1, code 25)",
     "rbf.batch": "candidates per chain per model call (1 = the paper's one-at-a-time draw; Shapes starts at 8: "
