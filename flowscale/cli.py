@@ -18,7 +18,7 @@ import numpy as np
 from flowscale import safe_json, threads
 from flowscale.config import MAX_MESSAGE, ConfigError, RunConfig, clip, short
 from flowscale.processes import PROCESS_NAMES
-from flowscale.run import RunFailed
+from flowscale.run import RunFailed, RunOutput, estimate_run, prepare, run
 from flowscale.search import METHODS
 from flowscale.trace import RUNTIME_KEYS, Trace, jsonable
 from flowscale.worlds import MODEL_NAMES
@@ -136,10 +136,7 @@ def world_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def write_run_outputs(output: Any, out: Path) -> None:
-    from flowscale.run import RunOutput
-
-    assert isinstance(output, RunOutput)
+def write_run_outputs(output: RunOutput, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     output.record.save(out / "record.json")
     np.save(out / "samples.npy", output.samples.detach().cpu().numpy())
@@ -148,12 +145,10 @@ def write_run_outputs(output: Any, out: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from flowscale.run import run
-
     cfg = RunConfig(method=args.method, process=args.process, nfe=args.nfe, particles=args.particles,
                     seed=args.seed, prompt=args.prompt, **world_kwargs(args))
     out = output_folder(args.out)
-    output = run_keeping_partial(run, cfg, out)
+    output = run_keeping_partial(cfg, out)
     write_run_outputs(output, out)
     r = output.record
     print(f"{cfg.method} {r.config['process']}: reward {r.final_reward:.4f}, held-out {r.heldout_reward}, "
@@ -164,11 +159,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 LONG_RUN_S = 10.0  # runs estimated longer than this print their estimate first
 
 
-def run_keeping_partial(run: Any, cfg: RunConfig, out: Path | None) -> Any:
+def run_keeping_partial(cfg: RunConfig, out: Path | None) -> RunOutput:
     """Run (printing the estimate first when it is long), and on any failure part-way write what the trace
     holds before the error goes on."""
-    from flowscale.run import estimate_run, prepare
-
     prepared = prepare(cfg)
     cost = estimate_run(prepared)
     if cost.seconds > LONG_RUN_S:
@@ -186,11 +179,9 @@ def run_keeping_partial(run: Any, cfg: RunConfig, out: Path | None) -> Any:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from flowscale.run import run
-
     original = safe_json.check_record(safe_json.read_file(args.record, "record", safe_json.RECORD_BYTES))
     out = output_folder(args.out)
-    output = run_keeping_partial(run, RunConfig.from_dict(original["config"]), out)
+    output = run_keeping_partial(RunConfig.from_dict(original["config"]), out)
     again = output.record.comparable()
     same = again == {k: v for k, v in original.items() if k not in RUNTIME_KEYS}
     if out is not None:

@@ -195,8 +195,7 @@ def _emit(trace: Trace, event: Event, ctx: SearchContext) -> Event:
     """Hand an event to the trace together with the engine's books as they stood when it was made."""
     trace.append(event)
     books = event.data.get("_books") or ctx.books()
-    trace.sync(ctx.grid.tolist(), books["nfe_per_step"], ctx.ledger.best_reward_by_nfe[: books["curve"]],
-               books["plan"])
+    trace.sync(ctx.grid_list, books["nfe_per_step"], ctx.ledger.best_reward_by_nfe, books["curve"], books["plan"])
     return event
 
 

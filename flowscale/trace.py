@@ -225,12 +225,14 @@ class Trace:
             if step not in self.previews or reward > self.previews[step][2]:
                 self.previews[step] = (image, float(t), float(reward))
 
-    def sync(self, grid: list[float], nfe_per_step: list[int], best_reward_by_nfe: list[list[float]],
+    def sync(self, grid: list[float], nfe_per_step: list[int], curve: list[list[float]], curve_len: int,
              plan: dict[str, Any]) -> None:
-        """Copy the engine's books (ledger and the method's live plan) after an event."""
+        """Copy the engine's books after an event: the ledger (its curve up to `curve_len` entries, the ones
+        the event had seen; only the new entries are copied) and the method's live plan."""
         self.grid = grid
         self.nfe_per_step = list(nfe_per_step)
-        self.best_reward_by_nfe.extend([list(p) for p in best_reward_by_nfe[len(self.best_reward_by_nfe):]])
+        for i in range(len(self.best_reward_by_nfe), curve_len):
+            self.best_reward_by_nfe.append(list(curve[i]))
         self.plan = dict(plan)
 
     def finish(self, record: RunRecord, returned_id: int) -> None:

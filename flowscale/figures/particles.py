@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from flowscale.figures.style import segments
 from flowscale.trace import Candidates, Trace
 
 MAX_MARKERS = 1200  # pruned crosses drawn individually (the newest ones); their edges are always all drawn
@@ -57,8 +58,6 @@ def split_paths(trace: Trace, step: int | None = None) -> PathSets:
 
 def edges(cands: Candidates, coords: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lines from each row's parent to the row, in the given coordinates (rows without a parent skipped)."""
-    from flowscale.figures.style import segments
-
     index = cands.index_of()
     keep = [r for r in np.asarray(rows).tolist() if int(cands.parents[r]) in index]
     if not keep:

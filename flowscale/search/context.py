@@ -124,6 +124,7 @@ class SearchContext:
         # engine copies it into the trace after every event, so no consumer has to re-derive it.
         self.plan: dict[str, Any] = {}
         self.grid = torch.as_tensor(grid, dtype=torch.float64)
+        self.grid_list = self.grid.tolist()  # what the trace records; rebuilt only when the grid changes
         self.ledger = Ledger(budget, self.steps)
 
     # --- the grid ---------------------------------------------------------------------------------
@@ -132,6 +133,7 @@ class SearchContext:
         if self.ledger.used:
             raise RuntimeError("the grid cannot change after evaluations were charged")
         self.grid = torch.as_tensor(grid, dtype=torch.float64)
+        self.grid_list = self.grid.tolist()
         self.ledger = Ledger(self.ledger.budget, self.steps)
 
     @property

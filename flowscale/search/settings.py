@@ -38,14 +38,10 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "smc.n": (1, MAX_COUNT, False),
     "smc.lam": (0.0, 1e6, True),
     "smc.ess_threshold": (0.0, 1.0, False),
-    "code.n": (1, MAX_COUNT, False),
-    "code.k": (1, MAX_COUNT, False),
+    **{f"{m}.{key}": r for m in ("code", "svdd")  # the block methods share their settings
+       for key, r in (("n", (1, MAX_COUNT, False)), ("k", (1, MAX_COUNT, False)), ("lam", (0.0, 1e6, False)))},
     "code.block": (1, 10_000, False),
-    "code.lam": (0.0, 1e6, False),
-    "svdd.n": (1, MAX_COUNT, False),
-    "svdd.k": (1, MAX_COUNT, False),
-    "svdd.block": (1, 1, False),
-    "svdd.lam": (0.0, 1e6, False),
+    "svdd.block": (1, 1, False),  # SVDD is the block-1 case
     "rbf.chains": (1, MAX_COUNT, False),
     "rbf.init_particles": (1, MAX_COUNT, False),
     "rbf.batch": (1, 1024, False),

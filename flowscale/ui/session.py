@@ -58,8 +58,9 @@ class Snapshot:
 
 
 def background_of(trace: Trace) -> dict[str, Any] | None:
-    """The 2-D density picture data for a (loaded) trace, from its world info; None in image worlds."""
-    if trace.image_world or not trace.world.get("mixture"):
+    """The 2-D density picture data for a (loaded) trace, from its world info; None in image worlds (whose
+    modules are not imported for it)."""
+    if trace.image_world:
         return None
     return background_for(trace.config.get("model", "toy2d"), trace.world, trace.config.get("reward") or "logp",
                           trace.tilt_lambda)
@@ -94,10 +95,9 @@ def session(cfg: RunConfig, *, baseline: bool = True, bon: bool = True, world: W
     if caps is not None:
         check_request([(ready[p.name][0], estimate_run(ready[p.name])) for p in phases], *caps)
     total = sum(ready[p.name][0].nfe for p in phases)
-    background = None
-    if world.info.get("mixture"):  # the 2-D world: its density, tilted as the method targets it
-        lam = tilt_lambda(resolved.method, params_dict(resolved.method, params))
-        background = background_for(resolved.model, world.info, resolved.reward, lam)
+    # The 2-D world's density, tilted as the method targets it (None in worlds that draw none).
+    lam = tilt_lambda(resolved.method, params_dict(resolved.method, params))
+    background = background_for(resolved.model, world.info, resolved.reward, lam)
     # Every phase's trace exists from the start (empty until it runs), so views can always read all three.
     snap = Snapshot(world, {p.name: p for p in phases}, phases[0].name, 0, total, background)
     done = 0
