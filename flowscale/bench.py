@@ -19,7 +19,7 @@ from flowscale.config import ConfigError, RunConfig, clip
 from flowscale.search import METHODS, without_method_params
 
 ROW_KEYS = ("method", "process", "nfe", "runs", "reward_mean", "reward_sem", "heldout_mean", "accuracy_mean",
-            "nfe_used_mean", "wall_time_s")
+            "nfe_used_mean", "wall_time_s", "grad_evals_mean", "tilt_occupancy_error", "tilt_energy_distance")
 MAX_PROMPTS = 1000
 
 
@@ -62,25 +62,35 @@ def make_jobs(base: RunConfig, prompts: list[str | None], methods: list[str], pr
                 params = {k: v for k, v in base.params.items() if k.partition(".")[0] in (method, *world_keys)}
                 for process, nfe in combos:
                     cfg = base.to_dict() | {"method": method, "process": process, "nfe": nfe, "seed": seed,
-                                            "prompt": prompt, "params": params}
+                                            "prompt": prompt, "params": params,
+                                            "dps": 0.0 if method == "ode" else base.dps}  # ode: the unguided baseline
                     jobs.append(cfg)
     return jobs
 
 
 def run_job(cfg_dict: dict[str, Any], worlds: dict[str, Any]) -> dict[str, Any]:
     """One run; worlds are cached per prompt so models and rewards load once per process."""
+    import torch
+
     from flowscale.run import run
-    from flowscale.worlds import build_world
+    from flowscale.trace import target_lambda
+    from flowscale.worlds import build_world, target_distance_for
 
     cfg = RunConfig.from_dict(cfg_dict)
     key = json.dumps([cfg.prompt, cfg.preset, cfg.mixture, cfg.reward, cfg.heldout, cfg.model_path], sort_keys=True)
     if key not in worlds:
         worlds[key] = build_world(cfg)
-    rec = run(cfg, world=worlds[key]).record
-    return {"method": cfg.method, "process": rec.config["process"], "nfe": rec.nfe_budget, "seed": cfg.seed,
+    output = run(cfg, world=worlds[key])
+    rec = output.record
+    # Methods that sample a tilted target (SMC; reward-guided runs) are measured against it where the world
+    # knows it exactly (the 2-D world): all final particles of the run, not only the returned one.
+    lam = target_lambda(cfg.method, output.trace.method_params, cfg.dps)
+    tilt = None if lam is None else target_distance_for(
+        cfg.model, rec.extra.get("world", {}), rec.config["reward"], lam, torch.tensor(rec.samples_2d))
+    return {"tilt": tilt, "method": cfg.method, "process": rec.config["process"], "nfe": rec.nfe_budget, "seed": cfg.seed,
             "prompt": cfg.prompt, "reward": rec.final_reward, "heldout": rec.heldout_reward,
             "accuracy": rec.accuracy, "nfe_used": rec.nfe_used, "wall_time_s": rec.wall_time_s,
-            "reward_name": rec.config["reward"]}
+            "reward_name": rec.config["reward"], "grad_evals": rec.extra.get("grad_evals", 0)}
 
 
 def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -101,9 +111,19 @@ def aggregate(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "accuracy_mean": sum(acc) / len(acc) if acc else None,
             "nfe_used_mean": sum(r["nfe_used"] for r in rs) / len(rs),
             "wall_time_s": sum(r["wall_time_s"] for r in rs) / len(rs),
+            "grad_evals_mean": sum(r.get("grad_evals", 0) for r in rs) / len(rs),
+            **_tilt_columns([r.get("tilt") for r in rs]),
         })
     order = {m: i for i, m in enumerate(METHODS)}
     return sorted(rows, key=lambda r: (order.get(r["method"], 99), r["process"], r["nfe"]))
+
+
+def _tilt_columns(tilts: list[dict[str, Any] | None]) -> dict[str, float | None]:
+    """Mean distance of the runs' final samples to their tilted target (None where none was measured)."""
+    measured = [t for t in tilts if t]
+    if not measured:
+        return {"tilt_occupancy_error": None, "tilt_energy_distance": None}
+    return {f"tilt_{k}": sum(t[k] for t in measured) / len(measured) for k in ("occupancy_error", "energy_distance")}
 
 
 def write_bench_outputs(rows: list[dict[str, Any]], out: Path, title: str) -> None:
@@ -123,7 +143,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
     cols = ("method", "process", "nfe", "runs", "reward_mean", "reward_sem", "heldout_mean", "accuracy_mean",
-            "nfe_used_mean")
+            "nfe_used_mean", *(c for c in ("grad_evals_mean", "tilt_occupancy_error", "tilt_energy_distance")
+                               if any(r.get(c) for r in rows)))
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]
     return "\n".join(lines)

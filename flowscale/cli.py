@@ -51,6 +51,9 @@ def _add_world_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beta-min", type=float, default=DEFAULTS.beta_min)
     p.add_argument("--beta-max", type=float, default=DEFAULTS.beta_max)
     p.add_argument("--max-batch", type=int, help="largest batch passed to the model at once")
+    p.add_argument("--dps", type=float, default=DEFAULTS.dps, metavar="SCALE",
+                   help="reward-gradient guidance (DPS) in the SDE drift: score + SCALE * grad r(x0_hat); 0 = off. "
+                        "Needs an SDE process and a differentiable reward")
     p.add_argument("--paper", action="store_true",
                    help="the released code's setting for the model and method (explicit flags win); see recipes.py")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
@@ -132,7 +135,7 @@ def world_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         height=args.height, width=args.width, reward=args.reward, heldout=args.heldout, steps=args.steps,
         grid=args.grid, grid_space=args.grid_space, shift=args.shift, g_schedule=args.g_schedule,
         g_norm=args.g_norm, beta_min=args.beta_min, beta_max=args.beta_max, max_batch=args.max_batch,
-        params=parse_sets(args.set), recipe="paper" if args.paper else None,
+        params=parse_sets(args.set), recipe="paper" if args.paper else None, dps=args.dps,
     )
 
 

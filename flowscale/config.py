@@ -20,6 +20,7 @@ __all__ = ["GRID_KINDS", "GRID_SPACES", "G_SCHEDULES", "PROCESS_NAMES", "ConfigE
            "short", "validate", "validate_types"]  # the allowed names are re-exported: the CLI and the app offer what validate accepts
 
 
+MAX_DPS = 1e4  # guidance scales beyond this only overflow the drift
 MAX_MESSAGE = 300  # characters of one error line: a hostile value is never echoed back whole
 
 
@@ -84,6 +85,7 @@ class RunConfig:
     max_batch: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     recipe: str | None = None  # "paper": the released code's setting (flowscale/recipes.py)
+    dps: float = 0.0  # reward-gradient guidance scale in the SDE drift's score (paper App. E.1); 0 = off
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -134,7 +136,7 @@ def validate_types(cfg: RunConfig) -> None:
             raise ConfigError(name, "is required")
         if value is not None and not isinstance(value, str):
             raise ConfigError(name, f"must be text; got {short(value)}")
-    for name in ("seed", "g_norm", "beta_min", "beta_max"):
+    for name in ("seed", "g_norm", "beta_min", "beta_max", "dps"):
         if getattr(cfg, name) is None:
             raise ConfigError(name, "is required")
     if cfg.mixture is not None and not isinstance(cfg.mixture, dict):
@@ -167,6 +169,14 @@ def validate(cfg: RunConfig, limits: Limits) -> None:
     _check_float("beta_min", cfg.beta_min, 1e-6, 1e3)
     _check_float("beta_max", cfg.beta_max, 1e-6, 1e3)
     _check_float("shift", cfg.shift, 1e-3, 1e3)
+    _check_float("dps", cfg.dps, 0.0, MAX_DPS)
+    if cfg.dps:
+        if cfg.method == "ode":
+            raise ConfigError("dps", "ode is the unguided deterministic baseline; use method base (or a search "
+                              "method) with process linear-sde or vp-sde for guidance")
+        if not cfg.process.endswith("-sde") or cfg.g_norm == 0:
+            raise ConfigError("dps", f"guidance enters the SDE drift's score term, which {cfg.process} with g_norm "
+                              f"{cfg.g_norm:g} does not have; use process linear-sde or vp-sde with g_norm > 0")
     if cfg.beta_min >= cfg.beta_max:
         raise ConfigError("beta_max", f"must be greater than beta_min ({cfg.beta_min}); got {cfg.beta_max}")
     if cfg.prompt is not None and (not isinstance(cfg.prompt, str) or len(cfg.prompt) > limits.max_prompt_chars):

@@ -34,6 +34,12 @@ class ModelOutOfMemoryError(RuntimeError):
     """The model ran out of memory even one particle at a time."""
 
 
+def graph_mode(x: torch.Tensor) -> torch.inference_mode:
+    """Inference mode unless x is part of a reward-guided (DPS) evaluation: a state that requires grad
+    keeps its autograd graph through the model, the decoder and the reward; everything else builds none."""
+    return torch.inference_mode(not (x.requires_grad and torch.is_grad_enabled()))
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
@@ -56,6 +62,8 @@ class CountedModel:
         self.nfe = 0
         self.calls = 0
         self.model_time_s = 0.0
+        self.grad_evals = 0  # backward passes (one per particle) of reward-guided evaluations (DPS)
+        self.nfe_pending = 0  # NFE of a guided slice whose backward has not finished (uncounted if it fails)
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         n = x.shape[0]

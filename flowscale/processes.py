@@ -9,6 +9,11 @@ so one Euler-Maruyama step is
     x' = x + (-u + g^2 / 2 * score) * dt + g * sqrt(dt) * z,   z ~ N(0, I),
 with g evaluated at the start time tau, in the process's own time (VP time s for VP processes).
 g = 0 is the deterministic Euler step x' = x - dt * u.
+
+Reward guidance (DPS, paper App. E.1 Eq. 30) adds a term to the score inside the SDE drift only:
+    score* = score + dps * grad_x r(x0_hat(x)),
+so the step becomes x' = x + (-u + g^2 / 2 * score*) dt + g sqrt(dt) z. The ODE has no score term to guide,
+so guidance needs a stochastic process with g > 0 (run.prepare refuses anything else).
 """
 
 from __future__ import annotations
@@ -90,6 +95,7 @@ def process_step(
     tau: torch.Tensor,
     tau_next: torch.Tensor,
     noise: torch.Tensor | None,
+    guide: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One Euler (ODE) or Euler-Maruyama (SDE) step from tau to tau_next < tau.
 
@@ -97,16 +103,22 @@ def process_step(
         x, u: [B, ...] state and the process-interpolant velocity at (x, tau).
         tau, tau_next: float64 times, scalars or [B] (particles may sit at different times).
         noise: standard normal like x; required for stochastic processes with g > 0.
+        guide: optional [B, ...] term added to the score (DPS: dps * grad_x r(x0_hat)); SDE only.
     """
     dt = torch.as_tensor(tau, dtype=torch.float64) - torch.as_tensor(tau_next, dtype=torch.float64)
     if bool((dt < 0).any()):
         raise ValueError("process_step integrates toward data: tau_next must not exceed tau")
     if not process.stochastic or process.diffusion.norm == 0.0:
+        if guide is not None:
+            raise ValueError(f"reward guidance enters the SDE drift's score term; {process.name} with g = "
+                             f"{process.diffusion.norm:g} has none")
         return x - bcast(dt, x) * u
     if noise is None:
         raise ValueError(f"process {process.name} needs noise for its Euler-Maruyama step")
     tau = torch.as_tensor(tau, dtype=torch.float64)
     g = process.diffusion.g(tau)
     score = score_from_velocity(x, u, process.interpolant.coeffs(tau))
+    if guide is not None:
+        score = score + guide.to(score.dtype)
     drift = -u + bcast(0.5 * g**2, x) * score
     return x + bcast(dt, x) * drift + bcast(g * torch.sqrt(dt), x) * noise

@@ -132,6 +132,10 @@ def prepare(cfg: RunConfig, world: World | None = None) -> Prepared:
         world = build_world(cfg)
     cfg = resolve(cfg, world)
     validate(cfg, limits)
+    if cfg.dps and not world.reward.differentiable:
+        usable = ", ".join(getattr(module, "DIFFERENTIABLE", ())) or "none in this world"
+        raise ConfigError("dps", f"reward '{world.reward.name}' is not differentiable, so it cannot guide the SDE; "
+                          f"differentiable rewards of {cfg.model}: {usable}")
     params = method_params(cfg.method, cfg.params)  # with the world's defaults for the method
     if cfg.method in ("ode", "base"):
         params = dataclasses.replace(params, particles=cfg.particles)
@@ -170,6 +174,7 @@ def stream(cfg: RunConfig, world: World | None = None, *, trace: Trace | None = 
         cfg.nfe,
         previews=world.previews,
         width=trace_width(calls_of(cfg, params)),
+        guidance=cfg.dps,
     )
     start = {"config": cfg.to_dict(), "method_params": params_dict(cfg.method, params), "grid": grid.tolist(),
              "world": world.info}
@@ -225,7 +230,8 @@ def _finish(cfg: RunConfig, world: World, ctx: SearchContext, model: CountedMode
         wall_time_s=wall,
         model_time_s=model.model_time_s,
         reward_time_s=ctx.reward_time_s,
-        extra={**result.extra, **_unspent(cfg, ctx), **_detail(ctx), "returned_id": result.returned_id,
+        extra={**result.extra, **_unspent(cfg, ctx), **_detail(ctx), **_guidance(cfg, model),
+               "returned_id": result.returned_id,
                "world": world.info, "threads": torch.get_num_threads()},
     )
     trace.finish(record, result.returned_id)
@@ -238,6 +244,11 @@ def _detail(ctx: SearchContext) -> dict[str, Any]:
         return {}
     return {"trace_detail": {"traced_per_event": ctx.width, "events_narrowed": ctx.narrowed,
                              "detail_rows": ctx.detail_rows, "events_summarised": ctx.summarised}}
+
+
+def _guidance(cfg: RunConfig, model: CountedModel) -> dict[str, int]:
+    """Backward passes of a guided run, counted apart from the forward NFE (the ledger's)."""
+    return {"grad_evals": model.grad_evals} if cfg.dps else {}
 
 
 def _unspent(cfg: RunConfig, ctx: SearchContext) -> dict[str, int]:

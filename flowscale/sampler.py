@@ -5,20 +5,27 @@ For VP processes the linear model is converted by SNR matching (method.md a.6): 
 once, on x / c_s at linear time t_s. `propose` takes one Euler or Euler-Maruyama step with noise drawn
 from the run's own generator, always on the CPU, so results do not depend on the device or on how
 particles are batched.
+
+`evaluate_guided` is the same evaluation with the gradient of an objective of the x0 prediction (DPS):
+the forward passes are the NFE as always; the backward passes, one per particle, are counted apart
+(`CountedModel.grad_evals`). It runs forward and backward one micro-batch at a time, so the autograd graph
+of at most `max_batch` particles is alive at once, and halves the micro-batch when that runs out of memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from flowscale.convert import bcast, converted_velocity, snr_matched_map, x0_from_velocity
 from flowscale.interpolants import LinearInterpolant
-from flowscale.models import CountedModel
+from flowscale.models import CountedModel, ModelOutOfMemoryError, is_out_of_memory
 from flowscale.processes import Process, process_step
 
 _LINEAR = LinearInterpolant()
+Objective = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # x0_hat -> (values [B], aux [B, ...])
 
 
 def compact_time(tau: torch.Tensor) -> torch.Tensor:
@@ -58,6 +65,48 @@ class FlowSampler:
             u = converted_velocity(x, m, u_src)
         return u, x0_from_velocity(x, u, self.process.interpolant.coeffs(tau))
 
+    def evaluate_guided(
+        self, x: torch.Tensor, tau: torch.Tensor, objective: Objective
+    ) -> tuple[torch.Tensor, ...]:
+        """(u, x0_hat, values [B], grad_x values, aux) at process times tau, where objective(x0_hat) = (values,
+        aux) (aux: anything per particle the caller keeps, e.g. the decoded images); len(x) NFE and as many
+        backward passes. The gradient flows through the model (and any conversion), as in DPS."""
+        n = x.shape[0]
+        tau = torch.as_tensor(tau, dtype=torch.float64).expand(n) if torch.as_tensor(tau).ndim == 0 else tau
+        parts: list[tuple[torch.Tensor, ...]] = []
+        lo = 0
+        while lo < n:
+            hi = min(n, lo + self.model.max_batch)
+            try:
+                parts.append(self._guided_slice(x[lo:hi], tau[lo:hi], objective))
+            except (RuntimeError, MemoryError) as exc:
+                if not is_out_of_memory(exc) and not isinstance(exc, MemoryError):
+                    raise
+                if self.model.nfe_pending:  # the failed slice's forward is not an evaluation: retried below
+                    self.model.nfe -= self.model.nfe_pending
+                self.model.nfe_pending = 0
+                if hi - lo == 1:
+                    raise ModelOutOfMemoryError(f"{self.model.model.name} ran out of memory computing the reward "
+                                                f"gradient of a single particle: {exc}") from exc
+                self.model.max_batch = max(1, (hi - lo) // 2)  # the smaller size sticks for the run
+                if x.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            lo = hi
+        return tuple(torch.cat([p[i] for p in parts]) for i in range(5))
+
+    def _guided_slice(self, x: torch.Tensor, tau: torch.Tensor, objective: Objective) -> tuple[torch.Tensor, ...]:
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            before = self.model.nfe
+            u, x0 = self.evaluate(leaf, tau)
+            self.model.nfe_pending = self.model.nfe - before
+            values, aux = objective(x0)
+            (grad,) = torch.autograd.grad(values.sum(), leaf)
+        self.model.nfe_pending = 0
+        self.model.grad_evals += x.shape[0]
+        return u.detach(), x0.detach(), values.detach(), grad.detach(), aux.detach()
+
     def propose(
         self,
         x: torch.Tensor,
@@ -65,7 +114,9 @@ class FlowSampler:
         tau: torch.Tensor,
         tau_next: torch.Tensor,
         generator: torch.Generator,
+        guide: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """One step of the process from tau to tau_next; draws noise only for stochastic processes."""
+        """One step of the process from tau to tau_next; draws noise only for stochastic processes.
+        `guide` (DPS) is added to the score in the SDE drift."""
         noise = self.noise(tuple(x.shape), generator) if self.process.stochastic else None
-        return process_step(self.process, x, u, compact_time(tau), compact_time(tau_next), noise)
+        return process_step(self.process, x, u, compact_time(tau), compact_time(tau_next), noise, guide)

@@ -112,10 +112,18 @@ def load_record(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
-def tilt_lambda(method: str | None, method_params: dict[str, Any]) -> float:
-    """lambda of the reward-tilted target p0(x) exp(r(x) / lambda) drawn for a run: SMC's lam (the target it
-    samples); 1 for the other methods, which target no particular tilt."""
-    return float(method_params.get("smc.lam", 1.0)) if method == "smc" else 1.0
+def target_lambda(method: str | None, method_params: dict[str, Any], dps: float = 0.0) -> float | None:
+    """lambda of the reward-tilted target p0(x) exp(r(x) / lambda) a run samples, or None for a run that
+    maximises: SMC's lam; 1 / dps for a reward-guided run (the tilt whose score the guided score is at t = 0)."""
+    if method == "smc":
+        return float(method_params.get("smc.lam", 1.0))
+    return 1.0 / dps if dps else None
+
+
+def tilt_lambda(method: str | None, method_params: dict[str, Any], dps: float = 0.0) -> float:
+    """lambda of the tilted target drawn for a run: its target's (target_lambda), else 1."""
+    lam = target_lambda(method, method_params, dps)
+    return 1.0 if lam is None else lam
 
 
 _COLUMNS = ("ids", "parents", "steps", "t", "states", "x0", "rewards", "batch")
@@ -272,7 +280,8 @@ class Trace:
 
     @property
     def tilt_lambda(self) -> float:
-        return tilt_lambda(self.method, {**(self.config.get("params") or {}), **self.method_params})
+        return tilt_lambda(self.method, {**(self.config.get("params") or {}), **self.method_params},
+                           float(self.config.get("dps") or 0.0))
 
     @property
     def nfe_used(self) -> int:

@@ -19,6 +19,7 @@ from flowscale.config import ConfigError
 from flowscale.worlds.base import Reward
 
 REWARD_NAMES = ("clip", "aesthetic", "pickscore", "count", "brightness", "jpeg-compressibility", "vqascore")
+DIFFERENTIABLE = ("clip", "aesthetic", "brightness")  # rewards that can guide the SDE (dps)
 
 
 def check_reward_spec(spec: str, field: str = "reward") -> None:
@@ -39,14 +40,15 @@ def make_image_reward(spec: str, prompt: str | None, device: str | torch.device 
     if name in ("brightness", "jpeg-compressibility"):
         from flowscale.worlds.shapes.image_rewards import brightness, jpeg_compressibility
 
-        return Reward(spec, brightness if name == "brightness" else jpeg_compressibility)
+        return Reward(spec, brightness if name == "brightness" else jpeg_compressibility,
+                      differentiable=name == "brightness")
     if name in ("clip", "pickscore", "vqascore") and not prompt:
         raise ConfigError(field, f"{name} scores images against a prompt; give --prompt")
     if name == "clip":
         from flowscale.rewards.clip import clip_scorer
 
         clip = clip_scorer(dev, field)
-        return Reward(spec, lambda images: clip.score(images, prompt))
+        return Reward(spec, lambda images: clip.score(images, prompt), differentiable=True)
     if name == "pickscore":
         from flowscale.rewards.pickscore import pick_scorer
 
@@ -55,7 +57,7 @@ def make_image_reward(spec: str, prompt: str | None, device: str | torch.device 
     if name == "aesthetic":
         from flowscale.rewards.aesthetic import aesthetic_scorer
 
-        return Reward(spec, aesthetic_scorer(dev, field).score)
+        return Reward(spec, aesthetic_scorer(dev, field).score, differentiable=True)
     if name == "vqascore":
         from flowscale.rewards.vqascore_client import vqascore_client
 
@@ -68,4 +70,4 @@ def make_image_reward(spec: str, prompt: str | None, device: str | torch.device 
     return Reward(spec, reward, accuracy_fn=accuracy, details_fn=details)
 
 
-__all__ = ["REWARD_NAMES", "check_reward_spec", "make_image_reward"]
+__all__ = ["DIFFERENTIABLE", "REWARD_NAMES", "check_reward_spec", "make_image_reward"]

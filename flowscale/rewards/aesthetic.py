@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from flowscale.config import ConfigError
+from flowscale.models import graph_mode
 from flowscale.rewards.clip import CLIP_ENV, CLIP_ID
 from flowscale.rewards.common import batched, cached, clip_pixels, load_hf, location, resolve_device, reward_dtype
 
@@ -104,13 +105,14 @@ class AestheticScorer:
                               f"{self.vision.config.projection_dim}-d (use CLIP ViT-L/14)")
         self.batch = batch
 
-    @torch.inference_mode()
     def score(self, images: torch.Tensor) -> torch.Tensor:
+        """float64 [B] on the CPU; differentiable in images that carry a graph (reward guidance)."""
         outs = []
-        for chunk in batched(images, self.batch):
-            px = clip_pixels(chunk, self.processor, self.device, self.dtype)
-            emb = F.normalize(self.vision(pixel_values=px).image_embeds.float(), dim=-1)
-            outs.append(self.head.layers(emb)[:, 0])
+        with graph_mode(images):
+            for chunk in batched(images, self.batch):
+                px = clip_pixels(chunk, self.processor, self.device, self.dtype)
+                emb = F.normalize(self.vision(pixel_values=px).image_embeds.float(), dim=-1)
+                outs.append(self.head.layers(emb)[:, 0])
         return torch.cat(outs).to("cpu", torch.float64)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from flowscale.models import graph_mode
 from flowscale.rewards.common import batched, cached, clip_pixels, load_hf, location, resolve_device, reward_dtype
 
 CLIP_ID = "openai/clip-vit-large-patch14"
@@ -44,7 +45,7 @@ class ClipScorer:
         self.batch = batch
         self._text: dict[str, torch.Tensor] = {}
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference mode: a guided run saves this tensor for its backward pass
     def text_embedding(self, prompt: str) -> torch.Tensor:
         """L2-normalised text embedding [D] (cached per prompt)."""
         if prompt not in self._text:
@@ -56,15 +57,16 @@ class ClipScorer:
             self._text[prompt] = F.normalize(emb.float(), dim=-1)[0]
         return self._text[prompt]
 
-    @torch.inference_mode()
     def image_embeddings(self, images: torch.Tensor) -> torch.Tensor:
-        """L2-normalised image embeddings [B, D] of images [B, 3, H, W] in [0, 1]."""
+        """L2-normalised image embeddings [B, D] of images [B, 3, H, W] in [0, 1]; differentiable in images
+        that carry a graph (reward guidance)."""
         outs = []
-        for chunk in batched(images, self.batch):
-            px = clip_pixels(chunk, self.processor.image_processor, self.device, self.dtype)
-            out = self.model.get_image_features(pixel_values=px)
-            emb = out.pooler_output if hasattr(out, "pooler_output") else out
-            outs.append(F.normalize(emb.float(), dim=-1))
+        with graph_mode(images):
+            for chunk in batched(images, self.batch):
+                px = clip_pixels(chunk, self.processor.image_processor, self.device, self.dtype)
+                out = self.model.get_image_features(pixel_values=px)
+                emb = out.pooler_output if hasattr(out, "pooler_output") else out
+                outs.append(F.normalize(emb.float(), dim=-1))
         return torch.cat(outs)
 
     def score(self, images: torch.Tensor, prompt: str) -> torch.Tensor:

@@ -2,7 +2,10 @@
 
 A method holds `Batch`es of evaluated particles. `SearchContext.evaluate` is the only place that
 spends NFE: it calls the model once per particle, scores the x0 predictions with the given reward,
-charges the ledger at the particles' grid indices, and queues a `candidates` event. Methods queue
+charges the ledger at the particles' grid indices, and queues a `candidates` event. With reward guidance
+(`guidance` = the run's dps > 0) it also takes the reward's gradient through the model and keeps
+guidance * grad_x r(x0_hat) with each particle, which `propose` adds to the score of the SDE drift;
+particles at the last evaluation time are never proposed from, so they get no gradient. Methods queue
 their decisions with `ctx.event(...)` and hand the queue to the caller with `yield from ctx.flush()`.
 """
 
@@ -18,7 +21,7 @@ import torch
 from flowscale.models import BudgetExceededError
 from flowscale.sampler import FlowSampler
 from flowscale.trace import Event
-from flowscale.worlds.base import Reward
+from flowscale.worlds.base import Reward, RewardError
 
 TRACED = 256  # particles per event whose states and rewards are recorded individually, at most
 DETAIL_ROWS = 10_000  # candidates per run recorded individually; later events are summarised (records stay small)
@@ -41,20 +44,25 @@ class Batch:
     reward: torch.Tensor  # float64 [B]
     ids: torch.Tensor  # int64 [B], unique per evaluated candidate in the run
     step: torch.Tensor  # int64 [B]
+    guide: torch.Tensor | None = None  # [B, ...] score guidance (DPS); None when unguided or at the last step
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
     def take(self, index: torch.Tensor | list[int] | int) -> Batch:
         idx = torch.as_tensor(index, dtype=torch.long).reshape(-1)
-        dev = self.x.device
-        return Batch(
-            self.x[idx.to(dev)], self.u[idx.to(dev)], self.x0[idx.to(dev)], self.reward[idx], self.ids[idx], self.step[idx]
-        )
+        on = idx.to(self.x.device)
+        guide = None if self.guide is None else self.guide[on]
+        return Batch(self.x[on], self.u[on], self.x0[on], self.reward[idx], self.ids[idx], self.step[idx], guide)
 
     @staticmethod
     def cat(batches: list[Batch]) -> Batch:
-        return Batch(*(torch.cat([getattr(b, f) for b in batches]) for f in ("x", "u", "x0", "reward", "ids", "step")))
+        fields = (torch.cat([getattr(b, f) for b in batches]) for f in ("x", "u", "x0", "reward", "ids", "step"))
+        guided = [b.guide for b in batches if b.guide is not None]
+        # Unguided members (last-step particles, never proposed from) get a zero guide beside guided ones.
+        guide = None if not guided else torch.cat(
+            [b.guide if b.guide is not None else torch.zeros_like(b.x) for b in batches])
+        return Batch(*fields, guide)
 
     def repeat(self, k: int) -> Batch:
         """Each particle k times in a row: [a, a, b, b] for k = 2 (children of one parent are contiguous)."""
@@ -105,8 +113,10 @@ class SearchContext:
         budget: int,
         previews: Callable[[torch.Tensor], Any] | None = None,
         width: int = TRACED,
+        guidance: float = 0.0,
     ) -> None:
         self.sampler = sampler
+        self.guidance = guidance
         self.reward = reward
         self.decode = decode
         self.project = project
@@ -151,15 +161,19 @@ class SearchContext:
         n = x.shape[0]
         steps = torch.as_tensor(step, dtype=torch.long).expand(n).clone()
         self.ledger.reserve(n)  # before the model runs: a method bug must not spend past the budget
-        u, x0 = self.sampler.evaluate(x, self.grid[steps])
-        start = time.perf_counter()
-        decoded = self.decode(x0)
-        reward = self.reward(decoded)
-        self.reward_time_s += time.perf_counter() - start
+        guide = None
+        if self.guidance and bool((steps < self.steps - 1).any()):
+            u, x0, decoded, reward, guide = self._guided(x, self.grid[steps])
+        else:
+            u, x0 = self.sampler.evaluate(x, self.grid[steps])
+            start = time.perf_counter()
+            decoded = self.decode(x0)
+            reward = self.reward(decoded)
+            self.reward_time_s += time.perf_counter() - start
         ids = torch.arange(self._next_id, self._next_id + n)
         self._next_id += n
         self.ledger.charge(steps, reward)
-        batch = Batch(x, u, x0, reward, ids, steps)
+        batch = Batch(x, u, x0, reward, ids, steps, guide)
         # Per-particle detail for the first `width` particles of an event, and only while the run's detail
         # budget lasts (the last step's candidates, the run's result, are always traced): records stay small
         # and cheap to build; the summaries cover every particle.
@@ -190,6 +204,20 @@ class SearchContext:
         self._pending.append(Event("candidates", int(steps.max()), self.ledger.used, payload))
         return batch
 
+    def _guided(self, x: torch.Tensor, tau: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """u, x0, decoded, reward and the score guidance of a guided evaluation (one backward per particle)."""
+        def objective(x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            start = time.perf_counter()
+            decoded = self.decode(x0)
+            values = self.reward.graded(decoded)
+            self.reward_time_s += time.perf_counter() - start
+            return values, decoded
+
+        u, x0, reward, grad, decoded = self.sampler.evaluate_guided(x, tau, objective)
+        if not bool(torch.isfinite(grad).all()):
+            raise RewardError(f"reward '{self.reward.name}' has a non-finite gradient (NaN or inf); lower dps")
+        return u, x0, decoded, reward, (self.guidance * grad).to(x.dtype)
+
     def start(self, n: int) -> torch.Tensor:
         """n fresh starting noises."""
         return self.sampler.prior(n, self.generator)
@@ -199,7 +227,7 @@ class SearchContext:
         if bool((batch.step >= self.steps - 1).any()):
             raise RuntimeError("cannot step past the last evaluation time")
         return self.sampler.propose(
-            batch.x, batch.u, self.grid[batch.step], self.grid[batch.step + 1], self.generator
+            batch.x, batch.u, self.grid[batch.step], self.grid[batch.step + 1], self.generator, batch.guide
         )
 
     # --- events ------------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def _solve(ctx: SearchContext, x: torch.Tensor, first_index: int, n_steps: int, 
     for i in range(n_steps):
         batch = ctx.evaluate(x, first_index + i, parents=parents if batch is None else batch.ids)
         t_next = ctx.grid[first_index + i + 1] if i < n_steps - 1 else torch.tensor(end, dtype=torch.float64)
-        x = ctx.sampler.propose(batch.x, batch.u, ctx.grid[first_index + i], t_next, ctx.generator)
+        x = ctx.sampler.propose(batch.x, batch.u, ctx.grid[first_index + i], t_next, ctx.generator, batch.guide)
         yield from ctx.flush()
     return batch, x
 

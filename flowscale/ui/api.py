@@ -31,17 +31,20 @@ def api_run(
     heldout: str | None = None,
     params: dict | None = None,
     recipe: str | None = None,
+    dps: float = 0.0,
 ) -> tuple[dict, dict | None]:  # per update (a generator): gradio reads the output schema from this
     """Run flowscale once and stream progress; the last update carries the run record (record.json).
 
     Names and values are the CLI's: model toy2d | shapes | flux-schnell ..., method bon | sop | smc |
     code | svdd | rbf | ode, process linear-ode | linear-sde | vp-sde, params {"rbf.variant": "code", ...};
-    height and width for image worlds that take them; recipe "paper" for the released code's setting. Settings left out keep the model's defaults. Weights
+    height and width for image worlds that take them; recipe "paper" for the released code's setting; dps > 0 guides
+    an SDE with the gradient of a differentiable reward. Settings left out keep the model's defaults. Weights
     come from the host (FLOWSCALE_MODELS or the hub cache): a request cannot name a path.
     """
     try:
         cfg = RunConfig(model=model, method=method, process=process, nfe=nfe, seed=seed, steps=steps, prompt=prompt,
-                        height=height, width=width, recipe=recipe, preset=preset, reward=reward, heldout=heldout, params={} if params is None else params)
+                        height=height, width=width, recipe=recipe, preset=preset, reward=reward, heldout=heldout, params={} if params is None else params,
+                        dps=dps)
         validate_types(cfg)
         prepared = prepare(cfg)
         check_request([(prepared[0], estimate_run(prepared))], *cost.caps())

@@ -129,4 +129,6 @@ def build_config(values: dict[str, Any], method: str | None = None) -> RunConfig
         beta_max=number(values, "beta_max", float),
         params=params_for(method, values) if method in SEARCH_METHODS else {},
         recipe="paper" if values.get("paper") else None,
+        # ode is the unguided baseline of every comparison; guidance applies to the other methods
+        dps=number(values, "dps", float) if "dps" in values and method != "ode" else CONFIG_DEFAULTS.dps,
     )

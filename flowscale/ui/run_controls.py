@@ -110,6 +110,11 @@ def build_controls() -> Controls:
                                              label="g(t) schedule (SDEs)"))
             ui.add("g_norm", gr.Number(value=CONFIG_DEFAULTS.g_norm, label="g norm (paper: 3, g = 3t²)"))
         with gr.Row():
+            ui.add("dps", gr.Number(value=CONFIG_DEFAULTS.dps, minimum=0, label="reward guidance (DPS) scale",
+                                    info="0 = off. SDE processes only, with a differentiable reward: adds "
+                                         "scale · ∇r(x̂0) to the score in the drift (paper App. E.1)",
+                                    elem_id="dps"))
+        with gr.Row():
             ui.add("beta_min", gr.Number(value=CONFIG_DEFAULTS.beta_min, label="β_min (VP)"))
             ui.add("beta_max", gr.Number(value=CONFIG_DEFAULTS.beta_max, label="β_max (VP)"))
         ui.add("grid", gr.Dropdown(["default", *GRID_KINDS], value="default", label="time grid",

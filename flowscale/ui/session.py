@@ -87,7 +87,7 @@ def session(cfg: RunConfig, *, baseline: bool = True, bon: bool = True, world: W
     phases = []
     world_params = without_method_params(cfg.params)  # the world's own settings apply to every phase
     if baseline:
-        phases.append(Phase("baseline", dataclasses.replace(cfg, method="ode", params=world_params)))
+        phases.append(Phase("baseline", dataclasses.replace(cfg, method="ode", params=world_params, dps=0.0)))
     phases.append(Phase("method", cfg))
     if bon and cfg.method != "bon":
         phases.append(Phase("bon", dataclasses.replace(cfg, method="bon", params=world_params)))
@@ -96,7 +96,7 @@ def session(cfg: RunConfig, *, baseline: bool = True, bon: bool = True, world: W
         check_request([(ready[p.name][0], estimate_run(ready[p.name])) for p in phases], *caps)
     total = sum(ready[p.name][0].nfe for p in phases)
     # The 2-D world's density, tilted as the method targets it (None in worlds that draw none).
-    lam = tilt_lambda(resolved.method, params_dict(resolved.method, params))
+    lam = tilt_lambda(resolved.method, params_dict(resolved.method, params), resolved.dps)
     background = background_for(resolved.model, world.info, resolved.reward, lam)
     # Every phase's trace exists from the start (empty until it runs), so views can always read all three.
     snap = Snapshot(world, {p.name: p for p in phases}, phases[0].name, 0, total, background)

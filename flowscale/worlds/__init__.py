@@ -44,5 +44,13 @@ def background_for(model: str, info: dict[str, Any], reward_spec: str, lam: floa
     return draw(info, reward_spec, lam) if callable(draw) else None
 
 
+def target_distance_for(model: str, info: dict[str, Any], reward_spec: str, lam: float,
+                        samples: Any) -> dict[str, Any] | None:
+    """How far a run's final samples are from its exact reward-tilted target p0 exp(r / lam), in worlds that
+    know it (the 2-D world's ORACLE module: occupancy error and energy distance), else None."""
+    oracle = getattr(world_module(model), "ORACLE", None)
+    return importlib.import_module(oracle).target_distance(info, reward_spec, lam, samples) if oracle else None
+
+
 __all__ = ["MODEL_NAMES", "Reward", "RewardError", "World", "WorldDefaults", "background_for", "build_world",
-           "world_cost", "world_limits"]
+           "target_distance_for", "world_cost", "world_limits"]

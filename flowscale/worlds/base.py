@@ -24,22 +24,35 @@ class Reward:
     """A named reward on decoded samples: fn(samples [B, ...]) -> float64 [B], larger is better.
 
     accuracy_fn (optional) gives 1/0 per sample where the reward defines success (exact counts);
-    details_fn (optional) gives a JSON-able dict per sample (e.g. detected counts) for the trace.
+    details_fn (optional) gives a JSON-able dict per sample (e.g. detected counts) for the trace;
+    differentiable says fn is a differentiable function of the samples (autograd flows through it), so it
+    can guide the SDE (DPS); `graded` is then fn with its graph kept.
     """
 
     name: str
     fn: Callable[[torch.Tensor], torch.Tensor]
     accuracy_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
     details_fn: Callable[[torch.Tensor], list[dict]] | None = None
+    differentiable: bool = False
 
     def __call__(self, samples: torch.Tensor) -> torch.Tensor:
+        return self._checked(samples, keep_graph=False)
+
+    def graded(self, samples: torch.Tensor) -> torch.Tensor:
+        """fn(samples) as float64 [B] with its autograd graph (differentiable rewards only), checked like a call."""
+        if not self.differentiable:
+            raise RewardError(f"reward '{self.name}' is not differentiable")
+        return self._checked(samples, keep_graph=True)
+
+    def _checked(self, samples: torch.Tensor, keep_graph: bool) -> torch.Tensor:
         try:
-            values = torch.as_tensor(self.fn(samples)).detach().to("cpu", torch.float64).reshape(-1)
+            values = torch.as_tensor(self.fn(samples))
+            values = (values if keep_graph else values.detach()).to("cpu", torch.float64).reshape(-1)
         except Exception as exc:  # a third-party reward model may raise anything
             raise RewardError(f"reward '{self.name}' failed: {type(exc).__name__}: {exc}") from exc
         if values.shape[0] != samples.shape[0]:
             raise RewardError(f"reward '{self.name}' returned {values.shape[0]} values for {samples.shape[0]} samples")
-        if not bool(torch.isfinite(values).all()):
+        if not bool(torch.isfinite(values.detach()).all()):
             raise RewardError(f"reward '{self.name}' returned a non-finite value (NaN or inf)")
         return values
 

@@ -173,7 +173,7 @@ def make_reward(spec: str, mixture: GaussianMixture) -> Reward:
     if kind == "point":
         px, py = parse_point(spec)
         target = torch.tensor([px, py], dtype=torch.float64)
-        return Reward(spec, lambda x: -((x.to(torch.float64) - target) ** 2).sum(-1))
+        return Reward(spec, lambda x: -((x.to(torch.float64) - target) ** 2).sum(-1), differentiable=True)
     if kind == "region":
         x0, y0, x1, y1 = _numbers(spec, "region", 4)
         lo = torch.tensor([min(x0, x1), min(y0, y1)], dtype=torch.float64)
@@ -189,9 +189,9 @@ def make_reward(spec: str, mixture: GaussianMixture) -> Reward:
             x = x.to(torch.float64)
             return ((x >= lo) & (x <= hi)).all(-1).to(torch.float64)
 
-        return Reward(spec, region, accuracy_fn=inside)
+        return Reward(spec, region, accuracy_fn=inside, differentiable=True)
     if spec == "logp":
-        return Reward("logp", lambda x: mixture.log_prob(x.to(torch.float64)))
+        return Reward("logp", lambda x: mixture.log_prob(x.to(torch.float64)), differentiable=True)
     raise ValueError(f"reward for toy2d must be point:X,Y, region:X0,Y0,X1,Y1 or logp; got {spec!r}")
 
 
@@ -286,6 +286,8 @@ DEFAULTS = WorldDefaults(
 # The exact 2-D model costs microseconds per NFE: a million-NFE base run takes about a second.
 LIMITS = Limits(max_nfe=4_000_000, max_particles=16384, max_steps=2000)
 UNUSED = ("prompt", "model_path", "height", "width")
+DIFFERENTIABLE = ("point:X,Y", "region:X0,Y0,X1,Y1", "logp")  # rewards that can guide the SDE (dps)
+ORACLE = "flowscale.worlds.toy2d_oracle"  # the exact tilted target (worlds.target_distance_for loads it)
 # Measured on the 2-core machine, one thread: 0.73 ms per evaluation batch alone and 2.2 ms with a second
 # request running beside it; 0.5 us per NFE. Estimates use the shared-server figure.
 COST = CostModel(sec_per_call=2.2e-3, sec_per_nfe=1e-6)  # settings of other worlds: an error here, never ignored

@@ -2,7 +2,8 @@
 
 Both take decoded images [B, 3, H, W] in [0, 1] (float, any device) and return float64 [B] on the CPU,
 larger is better:
-    brightness(images)           = mean Rec.601 luminance 0.299 R + 0.587 G + 0.114 B, in [0, 1];
+    brightness(images)           = mean Rec.601 luminance 0.299 R + 0.587 G + 0.114 B, in [0, 1]
+                                   (differentiable: autograd flows through it, so it can guide the SDE);
     jpeg_compressibility(images) = -(JPEG size in kB) at quality 95 via PIL (as in DDPO, Black et al. 2023).
 """
 
@@ -17,16 +18,16 @@ from PIL import Image
 _LUMA = (0.299, 0.587, 0.114)
 
 
-def _check(images: torch.Tensor) -> torch.Tensor:
+def _check(images: torch.Tensor, keep_graph: bool = False) -> torch.Tensor:
     x = torch.as_tensor(images)
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"expected images [B, 3, H, W] in [0, 1]; got shape {tuple(x.shape)}")
-    return x.detach().to("cpu", torch.float64).clamp(0.0, 1.0)
+    return (x if keep_graph else x.detach()).to("cpu", torch.float64).clamp(0.0, 1.0)
 
 
 def brightness(images: torch.Tensor) -> torch.Tensor:
-    """Mean luminance per image, float64 [B] in [0, 1]."""
-    x = _check(images)
+    """Mean luminance per image, float64 [B] in [0, 1] (keeps the autograd graph of images that have one)."""
+    x = _check(images, keep_graph=True)
     luma = torch.tensor(_LUMA, dtype=torch.float64).view(1, 3, 1, 1)
     return (x * luma).sum(dim=1).mean(dim=(1, 2))
 

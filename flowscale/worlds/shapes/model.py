@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from flowscale.models import graph_mode
 from flowscale.processes import make_process, process_step
 from flowscale.worlds.shapes.scenes import CLASSES, MAX_OBJECTS
 
@@ -131,7 +132,7 @@ class ShapesFlowModel:
             [B, 3, 32, 32] velocity (eps - x0 direction) in x's dtype and device.
         """
         n = x.shape[0]
-        with torch.inference_mode():
+        with graph_mode(x):  # a reward-guided (DPS) evaluation keeps its graph; others build none
             xx = x.to(self.device, self.dtype)
             tt = torch.as_tensor(t, dtype=torch.float64).to(self.device).reshape(-1).expand(n).to(self.dtype)
             cc = torch.as_tensor(cond, dtype=self.dtype).to(self.device).reshape(-1, N_CLASSES).expand(n, -1)

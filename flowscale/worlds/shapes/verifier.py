@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from flowscale.models import graph_mode
 from flowscale.worlds.shapes.scenes import (
     CLASS_INDEX,
     CLASSES,
@@ -117,6 +118,18 @@ class ShapesVerifier:
                 counts = self.net.counts(x[lo : lo + batch].clamp(0, 1))
                 out.append(counts.round().clamp(0, self.net.config["max_count"]))
         return torch.cat(out).to("cpu", torch.float64)
+
+    def soft_counts(self, images: torch.Tensor) -> torch.Tensor:
+        """Real-valued counts float64 [B, 12]: each density map's sum / BLOB_MASS. Differentiable in the images
+        (autograd flows through the net), so it can guide the SDE; the peak counts stay the held-out score."""
+        x = torch.as_tensor(images).to(self.device, torch.float32).clamp(0, 1)
+        with graph_mode(x):
+            counts = self.net.forward(x).sum(dim=(2, 3)) / BLOB_MASS
+        return counts.to("cpu", torch.float64)
+
+    def soft_count_reward(self, images: torch.Tensor, target: Spec | torch.Tensor) -> torch.Tensor:
+        """-sum_c (target_c - soft_count_c)^2, float64 [B]: a smooth stand-in for the count reward."""
+        return -((self.soft_counts(images) - target_vector(target)) ** 2).sum(dim=1)
 
     def count_reward(self, images: torch.Tensor, target: Spec | torch.Tensor) -> torch.Tensor:
         """Held-out reward -sum_c (target_c - predicted_c)^2, float64 [B]."""

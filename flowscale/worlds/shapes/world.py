@@ -26,7 +26,8 @@ from flowscale.worlds.shapes.verifier import ShapesVerifier
 T = TypeVar("T")
 ASSETS = Path(__file__).resolve().parents[3] / "assets" / "shapes"
 DEFAULT_PROMPT = "3 red circles and 2 blue squares"
-REWARDS = ("count", "compose", "verifier", "brightness", "jpeg-compressibility")
+REWARDS = ("count", "compose", "verifier", "soft-count", "brightness", "jpeg-compressibility")
+DIFFERENTIABLE = ("soft-count", "brightness")  # rewards that can guide the SDE (dps)
 LIMITS = Limits(max_nfe=5000, max_particles=1024, max_steps=200)
 UNUSED = ("preset", "mixture", "height", "width")
 # Measured on the 2-core machine, one thread: 13 ms per evaluation batch plus 2.4 ms per image-NFE
@@ -89,8 +90,19 @@ def make_reward(spec: str, target: torch.Tensor) -> Reward:
             lambda im: verifier.count_reward(im, target),
             accuracy_fn=lambda im: verifier.count_accuracy(im, target),
         )
+    if spec == "soft-count":
+        # The verifier's density maps summed (smooth in the image): a reward DPS can follow. Its accuracy is the
+        # detector's exact count, so a run guided by it is judged by a different counter.
+        soft = load_verifier()
+        return Reward(
+            "soft-count",
+            lambda im: soft.soft_count_reward(im, target),
+            accuracy_fn=lambda im: detector.count_accuracy(im, target),
+            details_fn=detector.count_details,
+            differentiable=True,
+        )
     if spec == "brightness":
-        return Reward("brightness", image_rewards.brightness)
+        return Reward("brightness", image_rewards.brightness, differentiable=True)
     if spec == "jpeg-compressibility":
         return Reward("jpeg-compressibility", image_rewards.jpeg_compressibility)
     raise ValueError(f"must be one of {', '.join(REWARDS)}; got {spec!r}")

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from flowscale.models import graph_mode
+
 
 @dataclass(frozen=True)
 class PromptCond:
@@ -57,20 +59,21 @@ class DiffusersFlowAdapter:
     def vae_scale_factor(self) -> int:
         return int(self.pipe.vae_scale_factor)
 
-    @torch.inference_mode()
     def decode(self, x0: torch.Tensor) -> torch.Tensor:
         """Latents [B, C, h, w] -> images [B, 3, H, W] float32 in [0, 1] on the CPU, in micro-batches.
 
         image = (VAE.decode(x0 / scaling_factor + shift_factor) / 2 + 0.5).clamp(0, 1) (method.md a.9).
+        Differentiable when x0 carries a graph (reward guidance); otherwise in inference mode.
         """
         vae = self.pipe.vae
         scale = float(vae.config.scaling_factor)
         shift = float(getattr(vae.config, "shift_factor", None) or 0.0)
         out = []
-        for lo in range(0, x0.shape[0], self.decode_batch):
-            lat = x0[lo:lo + self.decode_batch].to(self.device, torch.float32) / scale + shift
-            img = vae.decode(lat.to(vae.dtype), return_dict=False)[0]
-            out.append((img.float() / 2 + 0.5).clamp(0, 1).cpu())
+        with graph_mode(x0):
+            for lo in range(0, x0.shape[0], self.decode_batch):
+                lat = x0[lo:lo + self.decode_batch].to(self.device, torch.float32) / scale + shift
+                img = vae.decode(lat.to(vae.dtype), return_dict=False)[0]
+                out.append((img.float() / 2 + 0.5).clamp(0, 1).cpu())
         return torch.cat(out)
 
     def preview_latents(self, x0: torch.Tensor, size: int = 64) -> list[np.ndarray]:
@@ -102,15 +105,18 @@ class FluxAdapter(DiffusersFlowAdapter):
     def image_seq_len(self) -> int:
         return (self.h // 2) * (self.w // 2)
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference mode: a reward-guided run saves the embeddings for its backward pass
     def encode_condition(self, prompt: str) -> PromptCond:
         embeds, pooled, text_ids = self.pipe.encode_prompt(
             prompt=prompt, prompt_2=None, device=self.device, num_images_per_prompt=1,
             max_sequence_length=self.max_sequence_length)
         return PromptCond(embeds, pooled, text_ids)
 
-    @torch.inference_mode()
     def velocity(self, x: torch.Tensor, t: torch.Tensor, cond: PromptCond) -> torch.Tensor:
+        with graph_mode(x):  # a reward-guided evaluation differentiates through the transformer
+            return self._velocity(x, t, cond)
+
+    def _velocity(self, x: torch.Tensor, t: torch.Tensor, cond: PromptCond) -> torch.Tensor:
         b = x.shape[0]
         tokens = self.pipe._pack_latents(x.to(self.device, self.model_dtype), b, self.channels, self.h, self.w)
         guidance = None
@@ -150,7 +156,7 @@ class SD3Adapter(DiffusersFlowAdapter):
     def transformer_rows_per_nfe(self) -> int:
         return 2 if self.do_cfg else 1
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference mode: a reward-guided run saves the embeddings for its backward pass
     def encode_condition(self, prompt: str, negative_prompt: str = "") -> PromptCond:
         embeds, neg, pooled, neg_pooled = self.pipe.encode_prompt(
             prompt=prompt, prompt_2=None, prompt_3=None, device=self.device, num_images_per_prompt=1,
@@ -158,8 +164,11 @@ class SD3Adapter(DiffusersFlowAdapter):
             max_sequence_length=self.max_sequence_length)
         return PromptCond(embeds, pooled, None, neg, neg_pooled)
 
-    @torch.inference_mode()
     def velocity(self, x: torch.Tensor, t: torch.Tensor, cond: PromptCond) -> torch.Tensor:
+        with graph_mode(x):  # a reward-guided evaluation differentiates through the transformer
+            return self._velocity(x, t, cond)
+
+    def _velocity(self, x: torch.Tensor, t: torch.Tensor, cond: PromptCond) -> torch.Tensor:
         b = x.shape[0]
         x_in = x.to(self.device, self.model_dtype)
         timestep = (t.to(self.device, torch.float64) * 1000).to(torch.float32)  # SD3 takes sigma * 1000

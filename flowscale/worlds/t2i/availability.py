@@ -133,6 +133,10 @@ def load_pipeline(model: str, model_path: str | None, device: torch.device, dtyp
         for module in pipe.components.values():
             if isinstance(module, torch.nn.Module):
                 module.eval().requires_grad_(False)
+                # Reward guidance (dps) differentiates through the transformer and the VAE: recompute their
+                # activations in the backward pass instead of keeping them (takes effect only under autograd).
+                if getattr(module, "_supports_gradient_checkpointing", False):
+                    module.enable_gradient_checkpointing()
         pipe.set_progress_bar_config(disable=True)
         _PIPELINES[key] = pipe
         return pipe

@@ -36,6 +36,7 @@ import torch
 from flowscale.config import ConfigError, Limits, RunConfig
 from flowscale.cost_model import CostModel
 from flowscale.hub import default_device, default_dtype, env_flag
+from flowscale.rewards import DIFFERENTIABLE as REWARD_DIFFERENTIABLE
 from flowscale.worlds.base import Reward, World, WorldDefaults
 from flowscale.worlds.t2i.adapters import (
     DiffusersFlowAdapter,
@@ -82,6 +83,7 @@ MODELS: dict[str, ModelSpec] = {
 }
 UNUSED = ("preset", "mixture")  # the 2-D world's settings
 PARAM_PREFIXES = ("t2i",)  # the world's own settings in RunConfig.params
+DIFFERENTIABLE = REWARD_DIFFERENTIABLE  # rewards that can guide the SDE (dps)
 T2I_PARAMS = ("guidance_scale", "max_sequence_length", "offload", "preview_vae", "negative_prompt")
 
 # Rough seconds per NFE of one 1024x1024 image on one H100 in bf16 (transformer + VAE decode + a CLIP-size
