@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from flowscale import safe_json, threads
-from flowscale.config import MAX_MESSAGE, ConfigError, RunConfig, clip, short
+from flowscale.config import MAX_MESSAGE, STATE_DTYPES, ConfigError, RunConfig, clip, short
 from flowscale.processes import PROCESS_NAMES
 from flowscale.run import RunFailed, RunOutput, estimate_run, prepare, run
 from flowscale.search import METHODS
@@ -54,6 +54,8 @@ def _add_world_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dps", type=float, default=DEFAULTS.dps, metavar="SCALE",
                    help="reward-gradient guidance (DPS) in the SDE drift: score + SCALE * grad r(x0_hat); 0 = off. "
                         "Needs an SDE process and a differentiable reward")
+    p.add_argument("--state-dtype", choices=STATE_DTYPES,
+                   help="dtype of states, noise and grid times (default: the model's own; bfloat16: the released code's)")
     p.add_argument("--paper", action="store_true",
                    help="the released code's setting for the model and method (explicit flags win); see recipes.py")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
@@ -136,6 +138,7 @@ def world_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         grid=args.grid, grid_space=args.grid_space, shift=args.shift, g_schedule=args.g_schedule,
         g_norm=args.g_norm, beta_min=args.beta_min, beta_max=args.beta_max, max_batch=args.max_batch,
         params=parse_sets(args.set), recipe="paper" if args.paper else None, dps=args.dps,
+        state_dtype=args.state_dtype,
     )
 
 

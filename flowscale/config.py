@@ -16,10 +16,11 @@ from flowscale.grids import GRID_KINDS, GRID_SPACES
 from flowscale.interpolants import BETA_MAX, BETA_MIN
 from flowscale.processes import G_NORM, G_SCHEDULE, G_SCHEDULES, PROCESS_NAMES
 
-__all__ = ["GRID_KINDS", "GRID_SPACES", "G_SCHEDULES", "PROCESS_NAMES", "ConfigError", "Limits", "RunConfig", "clip",
+__all__ = ["GRID_KINDS", "GRID_SPACES", "G_SCHEDULES", "PROCESS_NAMES", "STATE_DTYPES", "ConfigError", "Limits", "RunConfig", "clip",
            "short", "validate", "validate_types"]  # the allowed names are re-exported: the CLI and the app offer what validate accepts
 
 
+STATE_DTYPES = ("float64", "float32", "bfloat16")  # bfloat16: the released code's latents, noise and times
 MAX_DPS = 1e4  # guidance scales beyond this only overflow the drift
 MAX_MESSAGE = 300  # characters of one error line: a hostile value is never echoed back whole
 
@@ -86,6 +87,7 @@ class RunConfig:
     params: dict[str, Any] = field(default_factory=dict)
     recipe: str | None = None  # "paper": the released code's setting (flowscale/recipes.py)
     dps: float = 0.0  # reward-gradient guidance scale in the SDE drift's score (paper App. E.1); 0 = off
+    state_dtype: str | None = None  # dtype of the sampler's state, noise and grid times; None = the model's own
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -130,7 +132,7 @@ REQUIRED = ("model", "method", "process", "g_schedule")  # text settings that ca
 def validate_types(cfg: RunConfig) -> None:
     """The JSON shape of a config from outside (API, records): text fields text, params a flat mapping."""
     for name in ("model", "method", "process", "reward", "heldout", "preset", "prompt", "model_path", "grid",
-                 "grid_space", "g_schedule", "recipe"):
+                 "grid_space", "g_schedule", "recipe", "state_dtype"):
         value = getattr(cfg, name)
         if value is None and name in REQUIRED:
             raise ConfigError(name, "is required")
@@ -158,6 +160,7 @@ def validate(cfg: RunConfig, limits: Limits) -> None:
     _check_choice("grid", cfg.grid, GRID_KINDS)
     _check_choice("grid_space", cfg.grid_space, GRID_SPACES)
     _check_choice("g_schedule", cfg.g_schedule, G_SCHEDULES)
+    _check_choice("state_dtype", cfg.state_dtype, STATE_DTYPES)
     _check_int("nfe", cfg.nfe, 1, limits.max_nfe)
     _check_int("steps", cfg.steps, 1, limits.max_steps)
     _check_int("particles", cfg.particles, 1, limits.max_particles)

@@ -2,7 +2,7 @@
 
 "paper" is the released code's setting (KAIST-Visual-AI-Group/Flow-Inference-Time-Scaling at b65bb07,
 method.md): for FLUX.1-schnell 1024^2, 10 steps on the exp grid in the VP process's time, no shift, micro-
-batches of 5, no guidance and a T5 length of 512; for the methods RBF's released variant (best of 25
+batches of 5, no guidance, a T5 length of 512 and bf16 latents, noise and times (state_dtype); for the methods RBF's released variant (best of 25
 initial particles per chain), SMC's lambda from its yaml (0.5) and SoP's 10 Euler steps per solve. A recipe
 fills only what the config leaves unset, so explicit flags win, and the filled values are the config's own:
 the record lists every value the recipe chose, and a replay applies nothing new.
@@ -18,7 +18,7 @@ from flowscale.config import ConfigError, RunConfig
 RECIPES = ("paper",)
 PAPER_MODELS: dict[str, dict[str, Any]] = {
     "flux-schnell": {"height": 1024, "width": 1024, "steps": 10, "grid": "exp", "grid_space": "process",
-                     "shift": 1.0, "max_batch": 5},
+                     "shift": 1.0, "max_batch": 5, "state_dtype": "bfloat16"},
 }
 PAPER_MODEL_PARAMS: dict[str, dict[str, Any]] = {
     "flux-schnell": {"t2i.max_sequence_length": 512},  # (schnell has no guidance to switch off)

@@ -163,9 +163,12 @@ def stream(cfg: RunConfig, world: World | None = None, *, trace: Trace | None = 
         grid = make_grid(GridSpec(cfg.grid, cfg.steps, cfg.grid_space, cfg.shift), process)
     except ValueError as exc:
         raise ConfigError("grid", str(exc)) from None
+    state_dtype = None if cfg.state_dtype is None else getattr(torch, cfg.state_dtype)
+    if state_dtype is not None:  # the grid's times are held in the state's dtype too (the released code's bf16)
+        grid = grid.to(state_dtype).to(torch.float64)
     model = CountedModel(world.model, max_batch=cfg.max_batch, nfe_limit=cfg.nfe)
     ctx = SearchContext(
-        FlowSampler(model, process, world.cond),
+        FlowSampler(model, process, world.cond, state_dtype),
         grid,
         world.reward,
         world.decode,

@@ -36,20 +36,25 @@ def compact_time(tau: torch.Tensor) -> torch.Tensor:
 
 
 class FlowSampler:
-    def __init__(self, model: CountedModel, process: Process, cond: Any) -> None:
+    """Args: state_dtype: the dtype of states, noise, velocities and x0 predictions (None: the model's own);
+    bfloat16 reproduces the released code, which keeps its latents and noise in bf16."""
+
+    def __init__(self, model: CountedModel, process: Process, cond: Any, state_dtype: torch.dtype | None = None) -> None:
         self.model = model
         self.process = process
         self.cond = cond
         inner = model.model
         self.shape = tuple(inner.sample_shape)
         self.device = inner.device
-        self.dtype = inner.dtype
+        self.dtype = state_dtype or inner.dtype
+        self.cast = state_dtype is not None  # round every state the engine keeps to this dtype
 
     def prior(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """n draws of the starting noise x_1 ~ N(0, I) (also for VP: method.md a.5)."""
         return self.noise((n, *self.shape), generator)
 
     def noise(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+        # drawn in float32 (float64 for float64 states) and then cast, as the released code casts its CPU draws
         z = torch.randn(shape, generator=generator, dtype=torch.float64 if self.dtype == torch.float64 else torch.float32)
         return z.to(device=self.device, dtype=self.dtype)
 
@@ -63,7 +68,8 @@ class FlowSampler:
             m = snr_matched_map(_LINEAR, self.process.interpolant, tau)
             u_src = self.model.velocity(x / bcast(m.scale, x), m.t.expand(n), self.cond)
             u = converted_velocity(x, m, u_src)
-        return u, x0_from_velocity(x, u, self.process.interpolant.coeffs(tau))
+        x0 = x0_from_velocity(x, u, self.process.interpolant.coeffs(tau))
+        return (u.to(self.dtype), x0.to(self.dtype)) if self.cast else (u, x0)
 
     def evaluate_guided(
         self, x: torch.Tensor, tau: torch.Tensor, objective: Objective
@@ -119,4 +125,5 @@ class FlowSampler:
         """One step of the process from tau to tau_next; draws noise only for stochastic processes.
         `guide` (DPS) is added to the score in the SDE drift."""
         noise = self.noise(tuple(x.shape), generator) if self.process.stochastic else None
-        return process_step(self.process, x, u, compact_time(tau), compact_time(tau_next), noise, guide)
+        moved = process_step(self.process, x, u, compact_time(tau), compact_time(tau_next), noise, guide)
+        return moved.to(self.dtype) if self.cast else moved

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from flowscale import ConfigError, RunConfig, cli, run
 from flowscale.recipes import apply_recipe
@@ -28,3 +29,27 @@ def test_the_cli_flag_records_every_value_the_recipe_chose(tmp_path):
     assert record["config"]["recipe"] == "paper" and record["config"]["params"]["rbf.variant"] == "code"
     assert record["nfe_used"] == 498  # the released loop's 498 of 500
     assert cli.main(["replay", str(tmp_path / "record.json")]) == 0
+
+
+def test_a_bf16_state_keeps_states_noise_and_times_in_bf16():
+    from flowscale.run import run
+
+    cfg = RunConfig(method="rbf", process="vp-sde", nfe=60, steps=6, state_dtype="bfloat16")
+    record = run(cfg).record
+    grid = torch.tensor(record.grid, dtype=torch.float64)
+    assert torch.equal(grid.to(torch.bfloat16).double(), grid)  # every time is a bf16 number
+    states = torch.tensor([s for e in record.events if e["kind"] == "candidates" for s in e["states"]])
+    assert torch.equal(states.to(torch.bfloat16).double(), states)
+    assert record.config["state_dtype"] == "bfloat16" and record.nfe_used <= 60
+    plain = run(RunConfig(method="rbf", process="vp-sde", nfe=60, steps=6)).record
+    assert plain.config["state_dtype"] is None and plain.samples_2d != record.samples_2d
+    assert abs(plain.final_reward - record.final_reward) < 5.0  # rounding moves the samples, not the run's sense
+
+
+def test_an_unknown_state_dtype_is_named():
+    from flowscale.config import ConfigError
+    from flowscale.run import prepare
+
+    with pytest.raises(ConfigError) as err:
+        prepare(RunConfig(state_dtype="int8"))
+    assert err.value.field == "state_dtype" and "bfloat16" in str(err.value)

@@ -9,6 +9,7 @@ and result.png, and missing weights offline are a ConfigError.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -393,7 +394,30 @@ def test_the_paper_recipe_is_the_released_setting(pipe_dirs):
     c = rec.config
     assert c["recipe"] == "paper" and c["steps"] == 10 and c["grid"] == "exp" and c["grid_space"] == "process"
     assert c["params"]["t2i.max_sequence_length"] == 512 and c["params"]["rbf.variant"] == "code"
-    assert c["params"]["rbf.init_particles"] == 25 and c["max_batch"] == 5
+    assert c["params"]["rbf.init_particles"] == 25 and c["max_batch"] == 5 and c["state_dtype"] == "bfloat16"
     assert (c["height"], c["width"]) == (32, 32)  # explicit flags win over the recipe's 1024^2
     assert rec.nfe_used == 498 and rec.nfe_budget == 500
     assert run(RunConfig.from_dict(c)).record.comparable() == rec.comparable()  # a replay applies nothing new
+
+
+@pytest.mark.parametrize("method", ["base", "rbf"])
+def test_reward_guidance_differentiates_through_the_transformer_and_the_vae(pipe_dirs, method):
+    """DPS on a tiny FLUX pipeline loaded from a folder: the gradient of brightness flows through the VAE decode
+    and the transformer (gradient checkpointing on), one backward per guided particle, forward NFE unchanged."""
+    extra = {"particles": 3} if method == "base" else {"nfe": 24}
+    cfg = _cfg(pipe_dirs, method=method, process="vp-sde", heldout="none", **extra)
+    plain = run(cfg).record
+    guided = run(dataclasses.replace(cfg, dps=50.0)).record
+    assert guided.nfe_used == plain.nfe_used and guided.nfe_used <= guided.nfe_budget
+    assert guided.extra["grad_evals"] > 0 and "grad_evals" not in plain.extra
+    if method == "base":
+        assert guided.extra["grad_evals"] == 3 * 3  # every particle at every step but the last
+    assert guided.samples_2d != plain.samples_2d and math.isfinite(guided.final_reward)
+    pipe = load_pipeline("flux-schnell", pipe_dirs["flux-schnell"], torch.device("cpu"), torch.float32)
+    assert pipe.transformer.gradient_checkpointing and not any(p.requires_grad for p in pipe.transformer.parameters())
+
+
+def test_guidance_with_a_reward_that_has_no_gradient_names_the_usable_ones(pipe_dirs):
+    with pytest.raises(ConfigError) as err:
+        run(_cfg(pipe_dirs, method="base", process="vp-sde", particles=2, reward="jpeg-compressibility", dps=1.0))
+    assert err.value.field == "dps" and "clip, aesthetic, brightness" in str(err.value)
