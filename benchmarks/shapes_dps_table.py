@@ -67,8 +67,9 @@ def measure(rows: list[tuple[str, str, bool]], args: argparse.Namespace, prompts
 
 
 def table(rows: list[dict], given: str, heldout: str) -> str:
-    lines = [f"| row | dps | {given} (given) | {heldout} (held out) | exact-count accuracy | NFE | backward passes "
-             "| wall s / prompt |", "|---|---|---|---|---|---|---|---|"]
+    head = (f"| row | dps | {given} (given) | {heldout} (held out) | exact-count accuracy | NFE | backward passes "
+            "| wall s / prompt |")
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['row']} | {r['dps']:g} | {r['given_mean']:.3f} | {r['heldout_mean']:.3f} | "
                      f"{r['accuracy']:.3f} | {r['nfe_used_mean']:.0f} | {r['grad_evals_mean']:.0f} | "

@@ -23,6 +23,11 @@ WORLD_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
+def needs_gpu(model: str) -> bool:
+    """Whether a model is meant for a GPU (the text-to-image world; the 2-D and Shapes worlds run on any CPU)."""
+    return model in WORLD_GROUPS["Text-to-image"]
+
+
 def is_image_model(model: str) -> bool:
     """Whether a model's samples are images (every world but the 2-D playground)."""
     return model != "toy2d"

@@ -121,14 +121,11 @@ def prepare(cfg: RunConfig, world: World | None = None) -> Prepared:
         raise ConfigError("particles", f"sizes base runs only; {cfg.method} sizes itself from nfe "
                           f"(or its own setting, e.g. {cfg.method}.n)")
     check_param_keys(cfg.method, cfg.params, getattr(module, "PARAM_PREFIXES", ()))
-    early = method_params(cfg.method, cfg.params)
-    defaults = getattr(module, "DEFAULTS", None) or getattr(module, "MODELS", {}).get(cfg.model)
-    if world is None and defaults is not None:  # size the run from the world's declared defaults first:
-        sized = dataclasses.replace(cfg, **sizes(cfg, defaults))  # a budget the method cannot fit is refused
-        validate(sized, limits)  # before the world is built (which may load weights)
-        calls_of(sized, early)
-        world = build_world(cfg)
-    elif world is None:
+    early = _sized_early(cfg, module)
+    if world is None and early is not None:  # sized from the world's declared defaults first: a budget the
+        validate(early[0], limits)  # method cannot fit is refused before the world is built (may load weights)
+        calls_of(*early)
+    if world is None:
         world = build_world(cfg)
     cfg = resolve(cfg, world)
     validate(cfg, limits)
@@ -141,6 +138,32 @@ def prepare(cfg: RunConfig, world: World | None = None) -> Prepared:
         params = dataclasses.replace(params, particles=cfg.particles)
     calls_of(cfg, params)  # the method's own sizing: a budget it cannot fit is refused here, not mid-run
     return cfg, world, params
+
+
+def _sized_early(cfg: RunConfig, module: Any) -> tuple[RunConfig, Any] | None:
+    """The config sized from its world's declared defaults (DEFAULTS, or MODELS[model]) and its method params,
+    without building the world; None for a world that declares none."""
+    defaults = getattr(module, "DEFAULTS", None) or getattr(module, "MODELS", {}).get(cfg.model)
+    if defaults is None:
+        return None
+    return dataclasses.replace(cfg, **sizes(cfg, defaults)), method_params(cfg.method, cfg.params)
+
+
+def estimate_config(cfg: RunConfig) -> Estimate:
+    """What a config will cost, from its world's declared defaults alone: nothing is built or loaded (a host
+    sizes a GPU-time request with it before the weights are on the GPU). Settings are checked as in prepare."""
+    validate_types(cfg)
+    cfg = apply_recipe(cfg)
+    check_method(cfg.method)
+    module = world_module(cfg.model)
+    early = _sized_early(cfg, module)
+    if early is None:
+        raise ConfigError("model", f"{cfg.model} declares no defaults to size a run from")
+    sized, params = early
+    validate(sized, world_limits(cfg.model))
+    if cfg.method in ("ode", "base"):
+        params = dataclasses.replace(params, particles=sized.particles)
+    return estimate(sized, params, world_cost(cfg.model))
 
 
 def estimate_run(prepared: Prepared) -> Estimate:

@@ -25,7 +25,8 @@ from flowscale.ui.errors import as_gr_error, failed, stopped
 from flowscale.ui.panels import View
 from flowscale.ui.records import save_record
 from flowscale.ui.run_controls import Controls, build_controls, build_examples, wire_controls
-from flowscale.ui.session import Phase, Snapshot, session
+from flowscale.ui.session import Phase, Snapshot
+from flowscale.ui.zerogpu import session_for
 
 RENDER_EVERY_S = 0.3  # UI redraw period while streaming (three plotly figures per redraw)
 EVENTS_PER_S = 1500  # ... at least one second between redraws per this many recorded events
@@ -184,7 +185,7 @@ def stream_session(tab: RunTab, cfg: RunConfig, layers: list[str] | None, progre
            r.state: view}
     last_yield = time.perf_counter()
     snap = None
-    for snap in session(cfg, bon=with_bon, caps=cost.caps()):
+    for snap in session_for(cfg)(cfg, bon=with_bon, caps=cost.caps()):  # a GPU request on ZeroGPU Spaces
         view.method, view.baseline, view.bon = snap.trace("method"), snap.trace("baseline"), snap.trace("bon")
         view.background = snap.background
         start = time.perf_counter()

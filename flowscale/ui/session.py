@@ -74,6 +74,18 @@ def run_phase(phase: Phase, world: World | None, prepared: Any = None) -> Iterat
         yield event
 
 
+def session_phases(cfg: RunConfig, *, baseline: bool = True, bon: bool = True) -> list[Phase]:
+    """The runs one Run click makes: the ODE baseline (same seed, unguided), the method, BoN at its budget."""
+    phases = []
+    world_params = without_method_params(cfg.params)  # the world's own settings apply to every phase
+    if baseline:
+        phases.append(Phase("baseline", dataclasses.replace(cfg, method="ode", params=world_params, dps=0.0)))
+    phases.append(Phase("method", cfg))
+    if bon and cfg.method != "bon":
+        phases.append(Phase("bon", dataclasses.replace(cfg, method="bon", params=world_params)))
+    return phases
+
+
 def session(cfg: RunConfig, *, baseline: bool = True, bon: bool = True, world: World | None = None,
             caps: tuple[float, float] | None = None) -> Iterator[Snapshot]:
     """Baseline (ODE, same seed), the method, then BoN at the same budget; a snapshot after every event.
@@ -84,13 +96,7 @@ def session(cfg: RunConfig, *, baseline: bool = True, bon: bool = True, world: W
     """
     prepared = prepare(cfg, world)
     resolved, world, params = prepared
-    phases = []
-    world_params = without_method_params(cfg.params)  # the world's own settings apply to every phase
-    if baseline:
-        phases.append(Phase("baseline", dataclasses.replace(cfg, method="ode", params=world_params, dps=0.0)))
-    phases.append(Phase("method", cfg))
-    if bon and cfg.method != "bon":
-        phases.append(Phase("bon", dataclasses.replace(cfg, method="bon", params=world_params)))
+    phases = session_phases(cfg, baseline=baseline, bon=bon)
     ready = {p.name: prepared if p.name == "method" else prepare(p.cfg, world) for p in phases}
     if caps is not None:
         check_request([(ready[p.name][0], estimate_run(ready[p.name])) for p in phases], *caps)

@@ -13,7 +13,7 @@ from flowscale.run import RunFailed, run
 from flowscale.search import SEARCH_METHODS
 from flowscale.worlds import build_world
 from flowscale.worlds.base import Reward
-from flowscale.worlds.toy2d import GaussianMixture, GaussianMixtureFlow, PRESETS
+from flowscale.worlds.toy2d import PRESETS, GaussianMixture, GaussianMixtureFlow
 
 GM = GaussianMixture.from_dict(PRESETS["imbalanced4"])
 RARE = 3  # imbalanced4's (-2, 2) mode: 5 % of the data

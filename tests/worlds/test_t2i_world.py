@@ -13,7 +13,6 @@ import dataclasses
 import json
 import math
 import os
-import string
 import subprocess
 import sys
 from pathlib import Path
@@ -25,24 +24,7 @@ import torch
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from diffusers import (
-    AutoencoderKL,
-    AutoencoderTiny,
-    FlowMatchEulerDiscreteScheduler,
-    FluxPipeline,
-    FluxTransformer2DModel,
-    SD3Transformer2DModel,
-    StableDiffusion3Pipeline,
-)
-from transformers import (
-    CLIPTextConfig,
-    CLIPTextModel,
-    CLIPTextModelWithProjection,
-    CLIPTokenizer,
-    T5Config,
-    T5EncoderModel,
-    T5Tokenizer,
-)
+from diffusers import AutoencoderTiny, FlowMatchEulerDiscreteScheduler
 
 from flowscale.cli import main
 from flowscale.config import ConfigError, RunConfig
@@ -60,76 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 PROMPT = "a red apple"
 
 
-# --- tiny pipelines ------------------------------------------------------------------------------------
-def tiny_clip_tokenizer(max_len: int = 77) -> CLIPTokenizer:
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in string.ascii_lowercase + string.digits + ".,!?'-":
-        vocab[c] = len(vocab)
-        vocab[c + "</w>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_len)
-
-
-def tiny_t5_tokenizer() -> T5Tokenizer:
-    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
-    pieces += [(c, -5.0) for c in string.ascii_lowercase + string.digits]
-    pieces += [("\u2581" + c, -4.0) for c in string.ascii_lowercase]
-    return T5Tokenizer(vocab=pieces, extra_ids=0)
-
-
-def _clip_config() -> CLIPTextConfig:
-    return CLIPTextConfig(bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=32, intermediate_size=37,
-                          num_attention_heads=4, num_hidden_layers=2, vocab_size=128, projection_dim=32,
-                          max_position_embeddings=77)
-
-
-def _t5() -> T5EncoderModel:
-    return T5EncoderModel(T5Config(vocab_size=128, d_model=32, d_ff=37, d_kv=8, num_layers=2, num_heads=4,
-                                   relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1))
-
-
-def _vae(channels: int) -> AutoencoderKL:
-    return AutoencoderKL(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4,), layers_per_block=1,
-                         latent_channels=channels, norm_num_groups=1, use_quant_conv=False,
-                         use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035)
-
-
-def tiny_flux(guidance_embeds: bool) -> FluxPipeline:
-    torch.manual_seed(0)
-    transformer = FluxTransformer2DModel(patch_size=1, in_channels=4, num_layers=1, num_single_layers=1,
-                                         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
-                                         pooled_projection_dim=32, axes_dims_rope=[4, 4, 8],
-                                         guidance_embeds=guidance_embeds)
-    scheduler = FlowMatchEulerDiscreteScheduler(shift=3.0 if guidance_embeds else 1.0,
-                                                use_dynamic_shifting=guidance_embeds)
-    return FluxPipeline(scheduler=scheduler, vae=_vae(1), text_encoder=CLIPTextModel(_clip_config()),
-                        text_encoder_2=_t5(), tokenizer=tiny_clip_tokenizer(), tokenizer_2=tiny_t5_tokenizer(),
-                        transformer=transformer)
-
-
-def tiny_sd3() -> StableDiffusion3Pipeline:
-    torch.manual_seed(0)
-    transformer = SD3Transformer2DModel(sample_size=32, patch_size=1, in_channels=4, num_layers=1,
-                                        attention_head_dim=8, num_attention_heads=4, caption_projection_dim=32,
-                                        joint_attention_dim=32, pooled_projection_dim=64, out_channels=4)
-    return StableDiffusion3Pipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=_vae(4),
-        text_encoder=CLIPTextModelWithProjection(_clip_config()),
-        text_encoder_2=CLIPTextModelWithProjection(_clip_config()), text_encoder_3=_t5(),
-        tokenizer=tiny_clip_tokenizer(), tokenizer_2=tiny_clip_tokenizer(), tokenizer_3=tiny_t5_tokenizer(),
-        transformer=transformer)
-
-
 pytestmark = pytest.mark.usefixtures("offline_single_thread")  # conftest.py
-
-
-@pytest.fixture(scope="module")
-def pipe_dirs(tmp_path_factory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("pipes")
-    dirs = {}
-    for name, pipe in (("flux-schnell", tiny_flux(False)), ("flux-dev", tiny_flux(True)), ("sd3", tiny_sd3())):
-        dirs[name] = str(root / name)
-        pipe.save_pretrained(dirs[name])
-    return dirs
 
 
 def _t(value: float) -> torch.Tensor:
@@ -336,19 +249,18 @@ def test_bad_settings_are_config_errors(pipe_dirs, capsys):
     assert code == 2 and capsys.readouterr().err.startswith("error: --model: ")
 
 
-def test_gpu_duration_and_wrapper():
-    small = t2i.gpu_duration(RunConfig(model="flux-schnell", method="rbf", nfe=50, prompt="x"))
-    large = t2i.gpu_duration(RunConfig(model="flux-schnell", method="rbf", nfe=500, prompt="x"))
-    assert 0 < small < large
-    assert t2i.gpu_duration(RunConfig(model="flux-schnell", method="ode", prompt="x")) < small
+@pytest.mark.parametrize("method", ["rbf", "bon", "base", "ode"])
+def test_the_gpu_time_rule_is_the_engines_estimate_of_the_resolved_run(pipe_dirs, method):
+    """estimate_config sizes a run from the model's declared defaults without loading it; it must equal the
+    estimate of the run as prepare resolves it with the weights loaded (one sizing rule)."""
+    from flowscale.run import estimate_config, estimate_run, prepare
 
-    def fn() -> int:
-        return 1
-
-    try:
-        import spaces  # noqa: F401
-    except ImportError:
-        assert t2i.gpu(fn, duration=10) is fn
+    cfg = _cfg(pipe_dirs, method=method, process="linear-ode" if method == "ode" else "vp-sde", steps=None,
+               nfe=None if method in ("ode", "base") else 40)
+    assert estimate_config(cfg) == estimate_run(prepare(cfg))
+    guided = dataclasses.replace(cfg, dps=1.0)
+    if method != "ode":
+        assert estimate_config(guided).seconds > estimate_config(cfg).seconds  # backward passes cost time too
 
 
 # --- host-side model folders (FLOWSCALE_MODELS) ---------------------------------------------------------

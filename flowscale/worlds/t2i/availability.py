@@ -5,16 +5,18 @@ path, from its hub id, but only when the hub can be reached (or the weights alre
 Hugging Face cache). Offline (`HF_HUB_OFFLINE=1` or no network), gated or missing weights become a
 `ConfigError` naming `model` or `model_path` with what to do, never a traceback.
 
-Loaded pipelines live in a module-level cache keyed by (model, location, dtype, device, offload), guarded by
+Loaded pipelines live in a module-level cache keyed by (model, location, dtype, device, placement), guarded by
 a lock; callers treat them as read-only. The same hub/offline logic (`load_pretrained`) serves the reward
 models in `flowscale.rewards`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,6 +43,8 @@ PIPELINE_CLASSES = {"flux": "FluxPipeline", "sd3": "StableDiffusion3Pipeline"}
 
 _PIPELINES: dict[tuple, Any] = {}
 _LOCK = threading.RLock()
+_ENCODE_LOCK = threading.Lock()
+TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3")  # used once per prompt
 
 
 def pipeline_class_of(folder: Path) -> str | None:
@@ -109,25 +113,31 @@ def _load(model: str, location: str, local: bool, dtype: torch.dtype) -> Any:
 
 
 def load_pipeline(model: str, model_path: str | None, device: torch.device, dtype: torch.dtype,
-                  offload: bool = False) -> Any:
+                  placement: str = "gpu") -> Any:
     """The diffusers pipeline of `model` (cached): eval mode, on `device` or CPU-offloaded to it.
 
     Args:
         model: a key of HUB_IDS.
         model_path: a local diffusers folder, or None: the host's folder (FLOWSCALE_MODELS), else the hub id.
-        offload: enable_model_cpu_offload (CUDA only): weights stay on the CPU until a module runs.
+        placement: a memory plan (memory.PLANS; CUDA only, a CPU holds everything): "gpu" moves every component
+            to the device; "text-offload" leaves the text encoders on the CPU (`encode_on_device` brings them
+            over for the prompt); "model-offload" is enable_model_cpu_offload (one component at a time).
     """
     model_path, _ = weights_location(model, model_path)
     local = model_path is not None
     location = str(check_local_folder(model, model_path)) if local else HUB_IDS[model]
-    offload = offload and device.type == "cuda"
-    key = (model, location, str(dtype), str(device), offload)
+    placement = placement if device.type == "cuda" else "gpu"
+    key = (model, location, str(dtype), str(device), placement)
     with _LOCK:
         if key in _PIPELINES:
             return _PIPELINES[key]
         pipe = _load(model, location, local, dtype)
-        if offload:
+        if placement == "model-offload":
             pipe.enable_model_cpu_offload(device=device)
+        elif placement == "text-offload":
+            for name, module in pipe.components.items():
+                if isinstance(module, torch.nn.Module) and name not in TEXT_ENCODERS:
+                    module.to(device)
         else:
             pipe.to(device)
         for module in pipe.components.values():
@@ -140,6 +150,25 @@ def load_pipeline(model: str, model_path: str | None, device: torch.device, dtyp
         pipe.set_progress_bar_config(disable=True)
         _PIPELINES[key] = pipe
         return pipe
+
+
+@contextlib.contextmanager
+def encode_on_device(pipe: Any, device: torch.device, placement: str) -> Iterator[None]:
+    """Under text-offload, the text encoders visit the GPU for one prompt and go back to the CPU (one prompt at
+    a time: runs share the cached pipeline); otherwise nothing moves."""
+    if placement != "text-offload" or device.type != "cuda":
+        yield
+        return
+    with _ENCODE_LOCK:
+        encoders = [m for n, m in pipe.components.items() if n in TEXT_ENCODERS and isinstance(m, torch.nn.Module)]
+        try:
+            for m in encoders:
+                m.to(device)
+            yield
+        finally:
+            for m in encoders:
+                m.to("cpu")
+            torch.cuda.empty_cache()
 
 
 def clear_cache() -> None:

@@ -23,9 +23,9 @@ also turns offload on.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from flowscale.config import ConfigError, Limits, RunConfig
+from flowscale.config import ConfigError, Limits, RunConfig, short
 from flowscale.cost_model import CostModel
 from flowscale.hub import default_device, default_dtype, env_flag
 from flowscale.rewards import DIFFERENTIABLE as REWARD_DIFFERENTIABLE
@@ -46,7 +46,26 @@ from flowscale.worlds.t2i.adapters import (
     TinyPreviewDecoder,
     thumbnails,
 )
-from flowscale.worlds.t2i.availability import FAMILIES, load_pipeline, weights_location
+from flowscale.worlds.t2i.availability import (
+    FAMILIES,
+    HUB_IDS,
+    check_local_folder,
+    encode_on_device,
+    load_pipeline,
+    weights_location,
+)
+from flowscale.worlds.t2i.memory import (
+    OFFLOAD,
+    PUBLISHED_PARAMS,
+    PUBLISHED_SHAPES,
+    MemoryEstimate,
+    Plan,
+    choose_plan,
+    estimate,
+    folder_params,
+    folder_shapes,
+    free_memory,
+)
 
 LIMITS = Limits(max_nfe=2000, max_particles=64, max_steps=200, max_prompt_chars=300)
 DEFAULT_SIZE = 1024
@@ -87,10 +106,22 @@ DIFFERENTIABLE = REWARD_DIFFERENTIABLE  # rewards that can guide the SDE (dps)
 T2I_PARAMS = ("guidance_scale", "max_sequence_length", "offload", "preview_vae", "negative_prompt")
 
 # Rough seconds per NFE of one 1024x1024 image on one H100 in bf16 (transformer + VAE decode + a CLIP-size
-# reward), for gpu_duration; override with FLOWSCALE_SEC_PER_NFE. SD3 values include the 2 CFG rows.
+# reward): not yet measured (benchmarks/gpu_t2i_bench.py speed --random-weights measures them on a GPU);
+# FLOWSCALE_SEC_PER_NFE overrides. SD3 values include the 2 CFG rows. They size a host's GPU-time requests
+# (flowscale/ui/zerogpu.py) through the engine's cost model, like every other estimate.
 SEC_PER_NFE = {"flux-schnell": 0.30, "flux-dev": 0.30, "sd3": 0.15, "sd3.5": 0.30}
 LOAD_SECONDS = 30.0
-COSTS = {model: CostModel(sec_per_call=0.0, sec_per_nfe=sec) for model, sec in SEC_PER_NFE.items()}
+
+
+def _sec_per_nfe(model: str) -> float:
+    try:
+        return float(os.environ.get("FLOWSCALE_SEC_PER_NFE") or SEC_PER_NFE[model])
+    except ValueError:
+        return SEC_PER_NFE[model]
+
+
+COSTS = {model: CostModel(sec_per_call=0.0, sec_per_nfe=_sec_per_nfe(model), reference_pixels=DEFAULT_SIZE**2,
+                          load_s=LOAD_SECONDS) for model in SEC_PER_NFE}
 
 
 def t2i_params(cfg: RunConfig) -> dict[str, Any]:
@@ -117,7 +148,13 @@ def t2i_params(cfg: RunConfig) -> dict[str, Any]:
         raise ConfigError("params", "t2i.guidance_scale must be a number in [0, 30] and t2i.max_sequence_length "
                           "an integer in [1, 512]") from None
     if "offload" in out:
-        out["offload"] = str(out["offload"]).lower() in ("1", "true", "yes", "on")
+        value = str(out["offload"]).lower()
+        value = {"1": "model", "true": "model", "yes": "model", "on": "model", "0": "none", "false": "none",
+                 "no": "none", "off": "none"}.get(value, value)
+        if value not in OFFLOAD:
+            raise ConfigError("params", f"t2i.offload must be one of {', '.join(OFFLOAD)} (true = model); got "
+                              f"{short(out['offload'])}")
+        out["offload"] = value
     return out
 
 
@@ -141,15 +178,17 @@ def flux_shift(pipe: Any, image_seq_len: int) -> float:
     return math.exp(mu)
 
 
-def make_adapter(cfg: RunConfig, pipe: Any, height: int, width: int, params: dict[str, Any]) -> DiffusersFlowAdapter:
+def make_adapter(cfg: RunConfig, pipe: Any, height: int, width: int, params: dict[str, Any],
+                 decode_batch: int | None = None) -> DiffusersFlowAdapter:
     spec = MODELS[cfg.model]
     guidance = params.get("guidance_scale", spec.guidance)
     seq = params.get("max_sequence_length", spec.max_sequence_length)
+    decode_batch = decode_batch or spec.max_batch
     try:
         if FAMILIES[cfg.model] == "flux":
-            return FluxAdapter(pipe, cfg.model, height, width, guidance, seq, decode_batch=spec.max_batch)
+            return FluxAdapter(pipe, cfg.model, height, width, guidance, seq, decode_batch=decode_batch)
         return SD3Adapter(pipe, cfg.model, height, width, 0.0 if guidance is None else guidance, seq,
-                          decode_batch=spec.max_batch)
+                          decode_batch=decode_batch)
     except ValueError as exc:
         raise ConfigError("height", str(exc)) from None
 
@@ -217,6 +256,26 @@ def save_outputs(images: torch.Tensor, out_dir: str) -> list[str]:
     return [str(p) for p in paths]
 
 
+def memory_plan(cfg: RunConfig, spec: ModelSpec, device: torch.device, dtype: torch.dtype, size: tuple[int, int],
+                text_tokens: int, offload: str, reward_specs: tuple[str, str]) -> tuple[Plan, MemoryEstimate]:
+    """Estimate the run's GPU memory before loading (from the folder's configs, or the published ones for hub
+    weights) and choose where the components live; a run that cannot fit is refused here (memory.py)."""
+    family = FAMILIES[cfg.model]
+    folder, _ = weights_location(cfg.model, cfg.model_path)
+    if folder is not None:
+        local = check_local_folder(cfg.model, folder)
+        counts, shapes = folder_params(local, family), folder_shapes(local)
+    else:
+        counts, shapes = PUBLISHED_PARAMS[cfg.model], PUBLISHED_SHAPES[cfg.model]
+    dtype_bytes = torch.tensor([], dtype=dtype).element_size()
+    rewards = tuple(r for r in reward_specs if r != "none")
+    est = estimate(cfg.model, family, counts, shapes, dtype_bytes, size, text_tokens,
+                   cfg.max_batch or spec.max_batch, spec.max_batch, rewards, reward_bytes=4, guided=bool(cfg.dps))
+    plan = choose_plan(est, free_memory(device), offload, HUB_IDS[cfg.model].split("/")[-1], size,
+                       fixed_batch=cfg.max_batch is not None)
+    return plan, est
+
+
 def build_world(cfg: RunConfig) -> World:
     """The text-to-image world of a run config; every bad setting is a ConfigError naming its field."""
     spec = MODELS[cfg.model]
@@ -229,20 +288,25 @@ def build_world(cfg: RunConfig) -> World:
     params = t2i_params(cfg)
     device = default_device()
     dtype = default_dtype(device)
-    offload = bool(params.get("offload", env_flag("FLOWSCALE_CPU_OFFLOAD")))
-    check_reward_specs(cfg, spec)
-    pipe = load_pipeline(cfg.model, cfg.model_path, device, dtype, offload)
+    offload = params.get("offload", "model" if env_flag("FLOWSCALE_CPU_OFFLOAD") else "auto")
+    reward_specs = check_reward_specs(cfg, spec)
+    text_tokens = params.get("max_sequence_length", spec.max_sequence_length)
+    plan, estimate = memory_plan(cfg, spec, device, dtype, (height, width), text_tokens, offload, reward_specs)
+    pipe = load_pipeline(cfg.model, cfg.model_path, device, dtype, plan.name)
     reward, heldout, note = _rewards(cfg, spec, device)
-    adapter = make_adapter(cfg, pipe, height, width, params)
+    adapter = make_adapter(cfg, pipe, height, width, params, decode_batch=min(spec.max_batch, plan.micro_batch))
     if "preview_vae" in params:
         adapter.preview_decoder = TinyPreviewDecoder(str(params["preview_vae"]), adapter.device, dtype)
-    cond = (adapter.encode_condition(cfg.prompt, str(params.get("negative_prompt", "")))
-            if isinstance(adapter, SD3Adapter) else adapter.encode_condition(cfg.prompt))
+    with encode_on_device(pipe, device, plan.name):
+        cond = (adapter.encode_condition(cfg.prompt, str(params.get("negative_prompt", "")))
+                if isinstance(adapter, SD3Adapter) else adapter.encode_condition(cfg.prompt))
     info: dict[str, Any] = {
         "model": cfg.model, "model_path": cfg.model_path, "height": height, "width": width,
         "weights": weights_location(cfg.model, cfg.model_path)[1],  # model_path, FLOWSCALE_MODELS or hub
         "latent_shape": list(adapter.sample_shape), "dtype": str(dtype).replace("torch.", ""), "device": str(device),
-        "guidance_scale": adapter.guidance_scale, "offload": offload,
+        "guidance_scale": adapter.guidance_scale, "offload": plan.name != "gpu",
+        # what was estimated and which plan it chose (a CPU holds everything: the plan moves nothing there)
+        "memory": {**plan.to_dict(), "applied": device.type == "cuda", "estimate": estimate.summary()},
         "transformer_rows_per_nfe": getattr(adapter, "transformer_rows_per_nfe", 1),
         "nfe_note": "1 NFE = one velocity of one particle (an SD3 CFG evaluation runs 2 transformer rows)",
     }
@@ -256,38 +320,8 @@ def build_world(cfg: RunConfig) -> World:
         heldout=heldout,
         decode=adapter.decode,
         project=RandomProjection(int(np.prod(adapter.sample_shape))),
-        defaults=world_defaults(cfg, adapter, reward, heldout),
+        defaults=dataclasses.replace(world_defaults(cfg, adapter, reward, heldout), max_batch=plan.micro_batch),
         info=info,
         save_outputs=save_outputs,
         previews=lambda images: thumbnails(images, PREVIEW_SIZE),
     )
-
-
-def gpu_duration(cfg: RunConfig, safety: float = 1.5) -> int:
-    """Seconds of GPU time a run of cfg should take (for spaces.GPU(duration=...)), rough and generous.
-
-    NFE budget (or particles x steps for ode/base) x seconds per NFE (SEC_PER_NFE at 1024^2, scaled by pixel
-    count; env FLOWSCALE_SEC_PER_NFE overrides), plus model loading, times `safety`.
-    """
-    spec = MODELS.get(cfg.model)
-    if spec is None:
-        return 60
-    steps = cfg.steps or spec.steps
-    if cfg.method == "ode":
-        nfe = steps
-    elif cfg.method == "base":
-        nfe = (cfg.particles or spec.particles) * steps
-    else:
-        nfe = cfg.nfe or spec.nfe
-    per_nfe = float(os.environ.get("FLOWSCALE_SEC_PER_NFE", SEC_PER_NFE[cfg.model]))
-    pixels = (cfg.height or DEFAULT_SIZE) * (cfg.width or DEFAULT_SIZE) / DEFAULT_SIZE**2
-    return math.ceil(safety * (LOAD_SECONDS + nfe * per_nfe * max(pixels, 0.05)))
-
-
-def gpu(fn: Callable[..., Any], duration: int | Callable[..., int] | None = None) -> Callable[..., Any]:
-    """fn wrapped with spaces.GPU(duration=...) when the `spaces` package is importable, else fn itself."""
-    try:
-        import spaces  # type: ignore[import-not-found]
-    except ImportError:
-        return fn
-    return spaces.GPU(fn, duration=duration) if duration is not None else spaces.GPU(fn)
