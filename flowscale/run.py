@@ -199,6 +199,7 @@ def stream(cfg: RunConfig, world: World | None = None, *, trace: Trace | None = 
         torch.Generator().manual_seed(cfg.seed),
         cfg.nfe,
         previews=world.previews,
+        latent_previews=world.latent_previews,
         width=trace_width(calls_of(cfg, params)),
         guidance=cfg.dps,
     )
@@ -257,7 +258,7 @@ def _finish(cfg: RunConfig, world: World, ctx: SearchContext, model: CountedMode
         model_time_s=model.model_time_s,
         reward_time_s=ctx.reward_time_s,
         extra={**result.extra, **_unspent(cfg, ctx), **_detail(ctx), **_guidance(cfg, model),
-               "returned_id": result.returned_id,
+               "returned_id": result.returned_id, **_preview_time(ctx),
                "world": world.info, "threads": torch.get_num_threads()},
     )
     trace.finish(record, result.returned_id)
@@ -270,6 +271,11 @@ def _detail(ctx: SearchContext) -> dict[str, Any]:
         return {}
     return {"trace_detail": {"traced_per_event": ctx.width, "events_narrowed": ctx.narrowed,
                              "detail_rows": ctx.detail_rows, "events_summarised": ctx.summarised}}
+
+
+def _preview_time(ctx: SearchContext) -> dict[str, float]:
+    """Seconds spent making the streamed previews (worlds that stream them)."""
+    return {"preview_time_s": ctx.preview_time_s} if ctx.previews is not None else {}
 
 
 def _guidance(cfg: RunConfig, model: CountedModel) -> dict[str, int]:

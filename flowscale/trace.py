@@ -28,7 +28,7 @@ from flowscale.catalog import is_image_model
 
 EVENT_KINDS = ("start", "candidates", "select", "resample", "budget", "done")
 TIMING_KEYS = ("wall_time_s", "model_time_s", "reward_time_s")
-RUNTIME_KEYS = (*TIMING_KEYS, "threads")  # how a run went on its machine: not part of what a replay must match
+RUNTIME_KEYS = (*TIMING_KEYS, "preview_time_s", "threads")  # how a run went on its machine: not part of what a replay must match
 PLAN_KEYS = ("quota_per_step", "rollover_per_step", "base_quota", "ess_per_step")
 
 

@@ -114,6 +114,7 @@ class SearchContext:
         previews: Callable[[torch.Tensor], Any] | None = None,
         width: int = TRACED,
         guidance: float = 0.0,
+        latent_previews: Callable[[torch.Tensor], Any] | None = None,
     ) -> None:
         self.sampler = sampler
         self.guidance = guidance
@@ -122,6 +123,8 @@ class SearchContext:
         self.project = project
         self.generator = generator
         self.previews = previews
+        self.latent_previews = latent_previews
+        self.preview_time_s = 0.0
         self.width = width
         self.detail_rows = DETAIL_ROWS
         self.detail_left = DETAIL_ROWS  # rows of full detail still to record (the last step is always traced)
@@ -199,7 +202,12 @@ class SearchContext:
         if bool((steps[shown] != steps[0]).any()):  # chains at different times in one batch (RBF)
             payload["steps"] = steps[shown].tolist()
         if self.previews is not None and traced:
-            payload["_previews"] = self.previews(decoded[shown])
+            start = time.perf_counter()
+            # from the x0 latents (a tiny autoencoder) when the world has such a decoder, else from the images
+            # the reward already decoded (a resize: no second decode)
+            payload["_previews"] = (self.latent_previews(x0[shown]) if self.latent_previews is not None
+                                    else self.previews(decoded[shown]))
+            self.preview_time_s += time.perf_counter() - start
         payload["_books"] = self.books()
         self._pending.append(Event("candidates", int(steps.max()), self.ledger.used, payload))
         return batch

@@ -94,3 +94,5 @@ class World:
     save_outputs: Callable[[torch.Tensor, str], list[str]] | None = None
     # small images of decoded x0 predictions streamed with candidate events (never saved in records)
     previews: Callable[[torch.Tensor], Any] | None = None
+    # the same from x0 predictions in model space (a tiny autoencoder): used instead of `previews` when set
+    latent_previews: Callable[[torch.Tensor], Any] | None = None

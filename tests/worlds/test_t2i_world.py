@@ -31,7 +31,7 @@ from flowscale.config import ConfigError, RunConfig
 from flowscale.grids import GridSpec, make_grid, shift_times
 from flowscale.models import CountedModel
 from flowscale.processes import make_process, process_step
-from flowscale.run import run
+from flowscale.run import run, stream
 from flowscale.sampler import FlowSampler
 from flowscale.worlds.t2i import availability
 from flowscale.worlds.t2i import world as t2i
@@ -188,6 +188,19 @@ def test_tiny_preview_decoder(pipe_dirs, tmp_path):
     world = t2i.build_world(_cfg(pipe_dirs, params={"t2i.preview_vae": str(tmp_path / "tae")}))
     thumbs = world.model.preview_latents(torch.randn(2, *world.model.sample_shape))
     assert len(thumbs) == 2 and thumbs[0].shape == (32, 32, 3) and thumbs[0].dtype == np.uint8
+    # the streamed previews of a run come from the tiny autoencoder, never from a second full-VAE decode
+    decoded_by = []
+    tiny_thumbnails = world.model.preview_decoder.thumbnails
+    world.model.preview_decoder.thumbnails = lambda x0, size=64: decoded_by.append(len(x0)) or tiny_thumbnails(x0, size)
+    full_decode, full_calls = world.decode, []
+    world = dataclasses.replace(world, decode=lambda x0: full_calls.append(len(x0)) or full_decode(x0))
+    cfg = _cfg(pipe_dirs, method="bon", process="vp-sde", heldout="none",
+               params={"t2i.preview_vae": str(tmp_path / "tae")})
+    events = [e for e in stream(cfg, world) if e.kind == "candidates"]
+    assert decoded_by == [e.data["n"] for e in events] and all(len(e.data["_previews"]) == e.data["n"] for e in events)
+    assert sum(full_calls) == 24 + 6  # the reward's decode of every candidate (and the returned samples), no more
+    record = run(cfg, world).record
+    assert record.extra["preview_time_s"] > 0 and "preview_time_s" not in record.comparable()
 
 
 def test_cli_main_writes_record_and_images(pipe_dirs, tmp_path):

@@ -324,4 +324,5 @@ def build_world(cfg: RunConfig) -> World:
         info=info,
         save_outputs=save_outputs,
         previews=lambda images: thumbnails(images, PREVIEW_SIZE),
+        latent_previews=(lambda x0: adapter.preview_latents(x0, PREVIEW_SIZE)) if adapter.preview_decoder else None,
     )
