@@ -13,6 +13,11 @@ which builds FLUX.1-schnell at its real size from its config with random weights
     FLOWSCALE_VQASCORE_URL=http://127.0.0.1:5000 python benchmarks/gpu_t2i_bench.py table \
         --model-path /models/FLUX.1-schnell --reward vqascore --prompts prompts.txt --out runs/t2i_vqa
 
+    # 3. the paper's aesthetic table with reward guidance (method.md d.6, Table 2): FLUX, DPS, SVDD + DPS,
+    #    RBF + DPS with the aesthetic reward given and a held-out reward (the paper's ImageReward is not here)
+    FLOWSCALE_AESTHETIC_HEAD=/models/aesthetic.safetensors python benchmarks/gpu_t2i_bench.py table \
+        --model-path /models/FLUX.1-schnell --reward aesthetic --heldout pickscore --dps 1 --nfe 500 --out runs/t2i_dps
+
 `speed` times world.model.velocity (transformer only, the NFE cost) and world.decode (VAE) per batch size.
 `table` calls flowscale.run.run for every (prompt, seed, method, nfe), writes one JSON line per run to
 OUT/runs.jsonl (and result PNGs), then a summary OUT/summary.json and a Markdown table on stdout:
@@ -54,6 +59,15 @@ PAPER_COUNT = {50: (4.36, 0.40, 3.25, 0.41), 100: (3.28, 0.51, 1.86, 0.59), 300:
 PAPER_VQA = {50: (0.831, 0.858), 100: (0.846, 0.882), 300: (0.878, 0.915), 500: (0.879, 0.925),
              1000: (0.889, 0.928)}
 METHODS = (("bon", "linear-ode"), ("rbf", "vp-sde"))
+# Table 2's rows (method, process, guided): FLUX is one ODE sample, DPS one guided SDE sample (base, 1 particle)
+DPS_ROWS = (("ode", "linear-ode", False), ("base", "vp-sde", True), ("svdd", "vp-sde", True), ("rbf", "vp-sde", True))
+# Paper Table 2 (aesthetic, 45 DDPO animal prompts, held out ImageReward): method -> (aesthetic, ImageReward)
+PAPER_AESTHETIC = {"ode": (5.795, 0.991), "base": (6.438, 0.605), "svdd": (6.887, 1.077), "rbf": (7.170, 1.152)}
+# Animal names like DDPO's aesthetic prompts (the paper's exact list is not in the released snapshot).
+ANIMAL_PROMPTS = ["cat", "dog", "horse", "monkey", "rabbit", "zebra", "spider", "bird", "sheep", "deer", "cow", "goat",
+                  "lion", "tiger", "bear", "raccoon", "fox", "wolf", "lizard", "beetle", "ant", "butterfly", "fish",
+                  "shark", "whale", "dolphin", "squirrel", "mouse", "rat", "snake", "turtle", "frog", "chicken", "duck",
+                  "goose", "bee", "pig", "turkey", "fly", "llama", "camel", "bat", "gorilla", "hedgehog", "kangaroo"]
 
 
 def _sync() -> None:
@@ -92,24 +106,29 @@ def cmd_speed(args: argparse.Namespace) -> None:
 
 
 def cmd_table(args: argparse.Namespace) -> None:
-    prompts = (Path(args.prompts).read_text().splitlines() if args.prompts else COUNT_PROMPTS)
+    default = ANIMAL_PROMPTS if args.dps else COUNT_PROMPTS
+    prompts = (Path(args.prompts).read_text().splitlines() if args.prompts else default)
     prompts = [p.strip() for p in prompts if p.strip()][: args.max_prompts]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    rows = DPS_ROWS if args.dps else [(m, p, False) for m, p in METHODS]
     results = []
     with (out / "runs.jsonl").open("a") as log:
         for nfe in (int(n) for n in args.nfe.split(",")):
-            for method, process in METHODS:
+            for method, process, guided in rows:
                 for pi, prompt in enumerate(prompts):
                     for seed in range(args.seeds):
+                        sized = {"particles": 1} if method == "base" else {} if method == "ode" else {"nfe": nfe}
                         cfg = RunConfig(model=args.model, model_path=args.model_path, prompt=prompt, method=method,
-                                        process=process, nfe=nfe, seed=seed, reward=args.reward,
-                                        heldout=args.heldout, height=args.size, width=args.size)
+                                        process=process, seed=seed, reward=args.reward, heldout=args.heldout,
+                                        height=args.size, width=args.size, steps=args.steps,
+                                        dps=args.dps if guided else 0.0, **sized)
                         output = run(cfg)
                         r = output.record
                         row = {"nfe": nfe, "method": method, "process": process, "prompt": prompt, "seed": seed,
                                "reward": r.final_reward, "accuracy": r.accuracy, "heldout": r.heldout_reward,
-                               "nfe_used": r.nfe_used, "wall_time_s": r.wall_time_s, "details": r.details}
+                               "nfe_used": r.nfe_used, "wall_time_s": r.wall_time_s, "details": r.details,
+                               "dps": cfg.dps, "grad_evals": r.extra.get("grad_evals", 0)}
                         results.append(row)
                         log.write(json.dumps(row) + "\n")
                         log.flush()
@@ -118,19 +137,21 @@ def cmd_table(args: argparse.Namespace) -> None:
                               flush=True)
     summary = summarise(results, args.reward)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(markdown(summary, args.reward))
+    print(markdown(summary, args.reward, table2=bool(args.dps)))
 
 
 def summarise(results: list[dict], reward: str) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for row in results:
-        groups.setdefault((row["nfe"], row["method"], row["process"]), []).append(row)
+        groups.setdefault((row["nfe"], row["method"], row["process"], row.get("dps", 0.0)), []).append(row)
     summary = []
-    for (nfe, method, process), rows in sorted(groups.items()):
+    for (nfe, method, process, dps), rows in sorted(groups.items()):
         mean = statistics.fmean
         acc = [r["accuracy"] for r in rows if r["accuracy"] is not None]
         held = [r["heldout"] for r in rows if r["heldout"] is not None]
-        summary.append({"nfe": nfe, "method": method, "process": process, "runs": len(rows),
+        summary.append({"nfe": nfe, "method": method, "process": process, "dps": dps, "runs": len(rows),
+                        "nfe_used": mean(r["nfe_used"] for r in rows),
+                        "grad_evals": mean(r.get("grad_evals", 0) for r in rows),
                         "reward": mean(r["reward"] for r in rows),
                         "rss": -mean(r["reward"] for r in rows) if reward.startswith("count") else None,
                         "accuracy": mean(acc) if acc else None, "heldout": mean(held) if held else None,
@@ -138,11 +159,15 @@ def summarise(results: list[dict], reward: str) -> list[dict]:
     return summary
 
 
-def markdown(summary: list[dict], reward: str) -> str:
+def markdown(summary: list[dict], reward: str, table2: bool = False) -> str:
     lines = ["| NFE | method | reward | RSS | acc | held-out | s/image | paper |", "|---|---|---|---|---|---|---|---|"]
     for s in summary:
         paper = ""
-        if reward.startswith("count") and s["nfe"] in PAPER_COUNT:
+        if table2:
+            label = {"ode": "FLUX", "base": "DPS", "svdd": "SVDD + DPS", "rbf": "RBF + DPS"}[s["method"]]
+            aesthetic, image_reward = PAPER_AESTHETIC[s["method"]]
+            paper = f"{label}: aesthetic {aesthetic}, ImageReward {image_reward} (backward passes {s['grad_evals']:.0f})"
+        elif reward.startswith("count") and s["nfe"] in PAPER_COUNT:
             b_rss, b_acc, r_rss, r_acc = PAPER_COUNT[s["nfe"]]
             paper = f"RSS {b_rss}, acc {b_acc}" if s["method"] == "bon" else f"RSS {r_rss}, acc {r_acc}"
         elif reward == "vqascore" and s["nfe"] in PAPER_VQA:
@@ -178,6 +203,9 @@ def main() -> None:
     table.add_argument("--nfe", default="50,100,300,500")
     table.add_argument("--seeds", type=int, default=1)
     table.add_argument("--out", default="runs/gpu_t2i_bench")
+    table.add_argument("--dps", type=float, default=0.0,
+                       help="> 0: the paper's Table 2 rows (FLUX, DPS, SVDD + DPS, RBF + DPS) with this guidance scale")
+    table.add_argument("--steps", type=int, help="evaluation times (default: the model's)")
     args = parser.parse_args()
     if args.command == "speed" and args.random_weights:
         from flux_random_speed import measure

@@ -346,3 +346,18 @@ def test_guidance_with_a_reward_that_has_no_gradient_names_the_usable_ones(pipe_
     with pytest.raises(ConfigError) as err:
         run(_cfg(pipe_dirs, method="base", process="vp-sde", particles=2, reward="jpeg-compressibility", dps=1.0))
     assert err.value.field == "dps" and "clip, aesthetic, brightness" in str(err.value)
+
+
+def test_the_gpu_benchmarks_table2_rows_run_on_a_tiny_pipeline(pipe_dirs, tmp_path):
+    """benchmarks/gpu_t2i_bench.py table --dps: the paper's Table 2 rows, here on a tiny FLUX on the CPU."""
+    out = tmp_path / "t2"
+    done = subprocess.run([sys.executable, "benchmarks/gpu_t2i_bench.py", "table", "--model-path",
+                           pipe_dirs["flux-schnell"], "--size", "32", "--reward", "brightness", "--heldout", "none",
+                           "--dps", "5", "--nfe", "24", "--steps", "4", "--max-prompts", "1", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = {row["method"]: row for row in json.loads((out / "summary.json").read_text())}
+    assert set(summary) == {"ode", "base", "svdd", "rbf"}
+    assert summary["ode"]["dps"] == 0 and summary["ode"]["grad_evals"] == 0
+    assert summary["base"]["grad_evals"] == 3 and summary["rbf"]["grad_evals"] > 0  # 1 particle x (4 - 1) steps
+    assert "RBF + DPS: aesthetic 7.17" in done.stdout
