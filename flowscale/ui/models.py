@@ -96,6 +96,9 @@ def status_markdown(model: str, limit: int = 260) -> str:
             if len(reason) > limit:
                 reason = reason[:limit].rsplit(" ", 1)[0] + " …"
             lines.append(f"⚠ {shown} is not available here: {reason}")
+    note = getattr(world_module(model), "hardware_note", None)
+    if callable(note) and note(model):
+        lines.append(note(model))
     return "  \n".join(lines)
 
 

@@ -67,7 +67,7 @@ def published(model: str = "flux-schnell", size: int = 1024, batch: int = 5, **k
 def test_flux_schnell_at_1024_needs_more_than_a_24_gb_gpu():
     est = published()
     assert est.weights["transformer"] == 2 * 11_891_178_560  # 23.8 GB in bf16, before anything else
-    assert est.peak("gpu") > est.peak("text-offload") >= est.peak("model-offload") > 24e9
+    assert est.peak("gpu") > est.peak("text-cpu") >= est.peak("model-offload") > 24e9
     with pytest.raises(ConfigError) as err:
         memory.choose_plan(est, 22 * memory.GB, "auto", "FLUX.1-schnell", (1024, 1024))
     message = str(err.value)
@@ -79,9 +79,9 @@ def test_the_planner_takes_the_fastest_plan_that_fits():
     est = published()
     gpu, text, model = (est.peak(p) for p in memory.PLANS)
     assert memory.choose_plan(est, gpu + 1, "auto", "F", (1024, 1024)).name == "gpu"
-    assert memory.choose_plan(est, text + 1, "auto", "F", (1024, 1024)).name == "text-offload"
+    assert memory.choose_plan(est, text + 1, "auto", "F", (1024, 1024)).name == "text-cpu"
     plan = memory.choose_plan(est, est.peak("model-offload", 1) + 1, "auto", "F", (1024, 1024))
-    assert plan.name in ("text-offload", "model-offload") and plan.micro_batch < 5  # a smaller micro-batch
+    assert plan.name in ("text-cpu", "model-offload") and plan.micro_batch < 5  # a smaller micro-batch
     with pytest.raises(ConfigError) as err:  # the user fixed max_batch 5: the message says what would fit
         memory.choose_plan(est, est.peak("model-offload", 1) + 1, "auto", "F", (1024, 1024), fixed_batch=True)
     assert err.value.field == "max_batch" and "max_batch" in str(err.value)
@@ -102,8 +102,8 @@ def test_a_small_free_memory_makes_the_world_offload_or_refuse(pipe_dirs, monkey
     plan, est = t2i.memory_plan(cfg, t2i.MODELS["flux-schnell"], torch.device("cpu"), torch.float32, (32, 32), 256,
                                 "auto", ("brightness", "none"))
     assert plan.name == "gpu" and plan.free_bytes is None  # on a CPU nothing moves
-    squeezed = (est.peak("model-offload") + est.peak("text-offload")) / 2
-    assert est.peak("model-offload") < squeezed < est.peak("text-offload")
+    squeezed = (est.peak("model-offload") + est.peak("text-cpu")) / 2
+    assert est.peak("model-offload") < squeezed < est.peak("text-cpu")
     monkeypatch.setenv("FLOWSCALE_GPU_FREE_GB", str(squeezed / memory.GB))
     world = t2i.build_world(cfg)
     assert world.info["memory"]["plan"] == "model-offload" and world.info["offload"] is True
@@ -125,3 +125,15 @@ def test_offload_settings_are_checked(pipe_dirs):
     with pytest.raises(ConfigError) as err:
         t2i.t2i_params(tiny_cfg(pipe_dirs, params={"t2i.offload": "sometimes"}))
     assert "auto, none, text, model" in str(err.value)
+
+
+def test_a_server_without_a_gpu_says_why_text_to_image_does_not_belong_there(monkeypatch):
+    from flowscale.ui import models
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    note = t2i.hardware_note("flux-schnell")
+    assert "no GPU" in note and "FLUX.1-schnell needs one with about 30 GB" in note and "Shapes" in note
+    assert note in models.status_markdown("flux-schnell")
+    assert "no GPU" not in models.status_markdown("toy2d")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert t2i.hardware_note("flux-schnell") is None

@@ -45,13 +45,17 @@ class DiffusersFlowAdapter:
 
     dtype = torch.float32  # the engine's arithmetic dtype; the pipeline's own is `model_dtype`
 
-    def __init__(self, pipe: Any, name: str, height: int, width: int, decode_batch: int = 5) -> None:
+    def __init__(self, pipe: Any, name: str, height: int, width: int, decode_batch: int = 5,
+                 device: torch.device | None = None) -> None:
         self.pipe = pipe
         self.name = name
         self.height = height
         self.width = width
         self.decode_batch = decode_batch
-        self.device = torch.device(pipe._execution_device)
+        # the device the transformer runs on (given: with the text encoders on the CPU, diffusers' own
+        # _execution_device may name the CPU)
+        self.device = torch.device(device if device is not None else pipe._execution_device)
+        self.text_device = self.device  # where the text encoders run (the CPU under the text-cpu memory plan)
         self.model_dtype = pipe.transformer.dtype
         self.preview_decoder: TinyPreviewDecoder | None = None
 
@@ -87,8 +91,8 @@ class FluxAdapter(DiffusersFlowAdapter):
     """FLUX.1 (schnell / dev) transformer as a FlowModel on unpacked latents [B, C, h, w]."""
 
     def __init__(self, pipe: Any, name: str, height: int, width: int, guidance_scale: float | None = 3.5,
-                 max_sequence_length: int = 512, decode_batch: int = 5) -> None:
-        super().__init__(pipe, name, height, width, decode_batch)
+                 max_sequence_length: int = 512, decode_batch: int = 5, device: torch.device | None = None) -> None:
+        super().__init__(pipe, name, height, width, decode_batch, device)
         multiple = 2 * self.vae_scale_factor
         if height % multiple or width % multiple:
             raise ValueError(f"height and width must be multiples of {multiple} for {name}; got {height}x{width}")
@@ -108,9 +112,9 @@ class FluxAdapter(DiffusersFlowAdapter):
     @torch.no_grad()  # not inference mode: a reward-guided run saves the embeddings for its backward pass
     def encode_condition(self, prompt: str) -> PromptCond:
         embeds, pooled, text_ids = self.pipe.encode_prompt(
-            prompt=prompt, prompt_2=None, device=self.device, num_images_per_prompt=1,
+            prompt=prompt, prompt_2=None, device=self.text_device, num_images_per_prompt=1,
             max_sequence_length=self.max_sequence_length)
-        return PromptCond(embeds, pooled, text_ids)
+        return PromptCond(*(t.to(self.device, self.model_dtype) for t in (embeds, pooled, text_ids)))
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor, cond: PromptCond) -> torch.Tensor:
         with graph_mode(x):  # a reward-guided evaluation differentiates through the transformer
@@ -139,8 +143,8 @@ class SD3Adapter(DiffusersFlowAdapter):
     """SD3 / SD3.5 transformer with batched classifier-free guidance as a FlowModel."""
 
     def __init__(self, pipe: Any, name: str, height: int, width: int, guidance_scale: float = 7.0,
-                 max_sequence_length: int = 256, decode_batch: int = 5) -> None:
-        super().__init__(pipe, name, height, width, decode_batch)
+                 max_sequence_length: int = 256, decode_batch: int = 5, device: torch.device | None = None) -> None:
+        super().__init__(pipe, name, height, width, decode_batch, device)
         multiple = self.vae_scale_factor * int(pipe.transformer.config.patch_size)
         if height % multiple or width % multiple:
             raise ValueError(f"height and width must be multiples of {multiple} for {name}; got {height}x{width}")
@@ -159,10 +163,11 @@ class SD3Adapter(DiffusersFlowAdapter):
     @torch.no_grad()  # not inference mode: a reward-guided run saves the embeddings for its backward pass
     def encode_condition(self, prompt: str, negative_prompt: str = "") -> PromptCond:
         embeds, neg, pooled, neg_pooled = self.pipe.encode_prompt(
-            prompt=prompt, prompt_2=None, prompt_3=None, device=self.device, num_images_per_prompt=1,
+            prompt=prompt, prompt_2=None, prompt_3=None, device=self.text_device, num_images_per_prompt=1,
             do_classifier_free_guidance=self.do_cfg, negative_prompt=negative_prompt,
             max_sequence_length=self.max_sequence_length)
-        return PromptCond(embeds, pooled, None, neg, neg_pooled)
+        on = [None if t is None else t.to(self.device, self.model_dtype) for t in (embeds, pooled, neg, neg_pooled)]
+        return PromptCond(on[0], on[1], None, on[2], on[3])
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor, cond: PromptCond) -> torch.Tensor:
         with graph_mode(x):  # a reward-guided evaluation differentiates through the transformer

@@ -12,11 +12,9 @@ models in `flowscale.rewards`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,8 +41,7 @@ PIPELINE_CLASSES = {"flux": "FluxPipeline", "sd3": "StableDiffusion3Pipeline"}
 
 _PIPELINES: dict[tuple, Any] = {}
 _LOCK = threading.RLock()
-_ENCODE_LOCK = threading.Lock()
-TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3")  # used once per prompt
+TEXT_ENCODERS = ("text_encoder", "text_encoder_2", "text_encoder_3")  # used once per prompt: may live on the CPU
 
 
 def pipeline_class_of(folder: Path) -> str | None:
@@ -120,8 +117,8 @@ def load_pipeline(model: str, model_path: str | None, device: torch.device, dtyp
         model: a key of HUB_IDS.
         model_path: a local diffusers folder, or None: the host's folder (FLOWSCALE_MODELS), else the hub id.
         placement: a memory plan (memory.PLANS; CUDA only, a CPU holds everything): "gpu" moves every component
-            to the device; "text-offload" leaves the text encoders on the CPU (`encode_on_device` brings them
-            over for the prompt); "model-offload" is enable_model_cpu_offload (one component at a time).
+            to the device; "text-cpu" leaves the text encoders on the CPU, where they encode the prompt once per
+            run; "model-offload" is enable_model_cpu_offload (one component at a time on the GPU).
     """
     model_path, _ = weights_location(model, model_path)
     local = model_path is not None
@@ -134,7 +131,7 @@ def load_pipeline(model: str, model_path: str | None, device: torch.device, dtyp
         pipe = _load(model, location, local, dtype)
         if placement == "model-offload":
             pipe.enable_model_cpu_offload(device=device)
-        elif placement == "text-offload":
+        elif placement == "text-cpu":
             for name, module in pipe.components.items():
                 if isinstance(module, torch.nn.Module) and name not in TEXT_ENCODERS:
                     module.to(device)
@@ -150,25 +147,6 @@ def load_pipeline(model: str, model_path: str | None, device: torch.device, dtyp
         pipe.set_progress_bar_config(disable=True)
         _PIPELINES[key] = pipe
         return pipe
-
-
-@contextlib.contextmanager
-def encode_on_device(pipe: Any, device: torch.device, placement: str) -> Iterator[None]:
-    """Under text-offload, the text encoders visit the GPU for one prompt and go back to the CPU (one prompt at
-    a time: runs share the cached pipeline); otherwise nothing moves."""
-    if placement != "text-offload" or device.type != "cuda":
-        yield
-        return
-    with _ENCODE_LOCK:
-        encoders = [m for n, m in pipe.components.items() if n in TEXT_ENCODERS and isinstance(m, torch.nn.Module)]
-        try:
-            for m in encoders:
-                m.to(device)
-            yield
-        finally:
-            for m in encoders:
-                m.to("cpu")
-            torch.cuda.empty_cache()
 
 
 def clear_cache() -> None:

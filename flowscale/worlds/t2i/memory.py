@@ -10,8 +10,9 @@ how), not yet measured on a GPU.
 
 Plans, from fastest to smallest (the world takes the first that fits the free GPU memory):
     gpu            every component on the GPU
-    text-offload   the text encoders run once on the GPU for the prompt and then move to the CPU
-    model-offload  diffusers' enable_model_cpu_offload: one component on the GPU at a time
+    text-cpu       the text encoders stay on the CPU and encode the prompt there (once per run), the rest on the GPU
+    model-offload  diffusers' enable_model_cpu_offload: one component on the GPU at a time (the transformer
+                   moves over the bus at every step: the slowest plan, the last resort)
 each first at the requested micro-batch, then at smaller ones. A run nothing fits is refused with a message
 naming what it needs, what the GPU has, and what would fit.
 """
@@ -59,8 +60,8 @@ DECODE_TENSORS = 6
 # one block: about 4 times the forward peak.
 GUIDED_FACTOR = 5.0
 HEADROOM = 1.10  # CUDA context, allocator fragmentation, the prompt embeddings, small buffers
-PLANS = ("gpu", "text-offload", "model-offload")
-OFFLOAD = {"auto": PLANS, "none": ("gpu",), "text": ("text-offload",), "model": ("model-offload",)}  # t2i.offload
+PLANS = ("gpu", "text-cpu", "model-offload")
+OFFLOAD = {"auto": PLANS, "none": ("gpu",), "text": ("text-cpu",), "model": ("model-offload",)}  # t2i.offload
 
 
 def meta_params(module_cls: Any, config: Any) -> int:
@@ -122,8 +123,8 @@ class MemoryEstimate:
         rest = sum(v for k, v in self.weights.items() if k not in TEXT_ENCODERS)
         if plan == "gpu":
             need = text + rest + self.rewards + act
-        elif plan == "text-offload":
-            need = max(text, rest + self.rewards + act)
+        elif plan == "text-cpu":
+            need = rest + self.rewards + act
         else:  # model-offload: the largest single component with its activations, beside the rewards
             need = max(max(self.weights.values()), self.weights["transformer"] + act) + self.rewards
         return int(need * HEADROOM)
@@ -218,7 +219,7 @@ def choose_plan(est: MemoryEstimate, free: int | None, offload: str, label: str,
                       f"this GPU has {free / GB:.1f} GB free: {hint}")
 
 
-_OFFLOAD_OF = {"gpu": "none", "text-offload": "text", "model-offload": "model"}
+_OFFLOAD_OF = {"gpu": "none", "text-cpu": "text", "model-offload": "model"}
 
 
 def _batches(b: int) -> list[int]:

@@ -50,7 +50,6 @@ from flowscale.worlds.t2i.availability import (
     FAMILIES,
     HUB_IDS,
     check_local_folder,
-    encode_on_device,
     load_pipeline,
     weights_location,
 )
@@ -179,16 +178,16 @@ def flux_shift(pipe: Any, image_seq_len: int) -> float:
 
 
 def make_adapter(cfg: RunConfig, pipe: Any, height: int, width: int, params: dict[str, Any],
-                 decode_batch: int | None = None) -> DiffusersFlowAdapter:
+                 decode_batch: int | None = None, device: torch.device | None = None) -> DiffusersFlowAdapter:
     spec = MODELS[cfg.model]
     guidance = params.get("guidance_scale", spec.guidance)
     seq = params.get("max_sequence_length", spec.max_sequence_length)
     decode_batch = decode_batch or spec.max_batch
     try:
         if FAMILIES[cfg.model] == "flux":
-            return FluxAdapter(pipe, cfg.model, height, width, guidance, seq, decode_batch=decode_batch)
+            return FluxAdapter(pipe, cfg.model, height, width, guidance, seq, decode_batch=decode_batch, device=device)
         return SD3Adapter(pipe, cfg.model, height, width, 0.0 if guidance is None else guidance, seq,
-                          decode_batch=decode_batch)
+                          decode_batch=decode_batch, device=device)
     except ValueError as exc:
         raise ConfigError("height", str(exc)) from None
 
@@ -256,6 +255,18 @@ def save_outputs(images: torch.Tensor, out_dir: str) -> list[str]:
     return [str(p) for p in paths]
 
 
+def hardware_note(model: str) -> str | None:
+    """Why this server is the wrong place for a text-to-image model, from the memory estimate (None on a GPU)."""
+    if torch.cuda.is_available():
+        return None
+    spec = MODELS[model]
+    est = estimate(model, FAMILIES[model], PUBLISHED_PARAMS[model], PUBLISHED_SHAPES[model], 2,
+                   (DEFAULT_SIZE, DEFAULT_SIZE), spec.max_sequence_length, 1, spec.max_batch, (spec.reward,))
+    return (f"ℹ This server has no GPU. {HUB_IDS[model].split('/')[-1]} needs one with about "
+            f"{est.peak('text-cpu') / 1e9:.0f} GB free at {DEFAULT_SIZE}² (the memory estimate; README, Hosting); "
+            "the 2-D and Shapes worlds run here on the CPU.")
+
+
 def memory_plan(cfg: RunConfig, spec: ModelSpec, device: torch.device, dtype: torch.dtype, size: tuple[int, int],
                 text_tokens: int, offload: str, reward_specs: tuple[str, str]) -> tuple[Plan, MemoryEstimate]:
     """Estimate the run's GPU memory before loading (from the folder's configs, or the published ones for hub
@@ -294,12 +305,14 @@ def build_world(cfg: RunConfig) -> World:
     plan, estimate = memory_plan(cfg, spec, device, dtype, (height, width), text_tokens, offload, reward_specs)
     pipe = load_pipeline(cfg.model, cfg.model_path, device, dtype, plan.name)
     reward, heldout, note = _rewards(cfg, spec, device)
-    adapter = make_adapter(cfg, pipe, height, width, params, decode_batch=min(spec.max_batch, plan.micro_batch))
+    adapter = make_adapter(cfg, pipe, height, width, params, decode_batch=min(spec.max_batch, plan.micro_batch),
+                           device=device)
     if "preview_vae" in params:
         adapter.preview_decoder = TinyPreviewDecoder(str(params["preview_vae"]), adapter.device, dtype)
-    with encode_on_device(pipe, device, plan.name):
-        cond = (adapter.encode_condition(cfg.prompt, str(params.get("negative_prompt", "")))
-                if isinstance(adapter, SD3Adapter) else adapter.encode_condition(cfg.prompt))
+    if plan.name == "text-cpu" and device.type == "cuda":
+        adapter.text_device = torch.device("cpu")  # the memory plan keeps the text encoders off the GPU
+    cond = (adapter.encode_condition(cfg.prompt, str(params.get("negative_prompt", "")))
+            if isinstance(adapter, SD3Adapter) else adapter.encode_condition(cfg.prompt))
     info: dict[str, Any] = {
         "model": cfg.model, "model_path": cfg.model_path, "height": height, "width": width,
         "weights": weights_location(cfg.model, cfg.model_path)[1],  # model_path, FLOWSCALE_MODELS or hub
