@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import time
 
 from flowscale import cost
 from flowscale.config import RunConfig, validate_types
@@ -11,9 +10,7 @@ from flowscale.cost import check_request
 from flowscale.run import estimate_run, prepare
 from flowscale.ui.errors import as_gr_error
 from flowscale.ui.models import APP_DEFAULTS as D
-from flowscale.ui.session import Phase, run_phase
-
-API_EVERY_S = 0.1  # progress period
+from flowscale.ui import workers
 
 
 def api_run(
@@ -48,24 +45,7 @@ def api_run(
         validate_types(cfg)
         prepared = prepare(cfg)
         check_request([(prepared[0], estimate_run(prepared))], *cost.caps())
-        phase = Phase("method", cfg)
-        trace = phase.trace
-        yield {"status": "started", "nfe_spent": 0, "nfe_budget": prepared[0].nfe}, None
-        last, mark = time.perf_counter(), 0
-        for event in run_phase(phase, None, prepared):
-            if event.kind != "candidates":
-                continue
-            budget = trace.config["nfe"]
-            now = time.perf_counter()
-            if now - last >= API_EVERY_S or event.nfe_total >= mark:  # every 0.1 s and every tenth of the budget
-                last, mark = now, event.nfe_total + max(1, budget // 10)
-                status = {"status": "running", "step": event.step, "nfe_spent": event.nfe_total,
-                          "nfe_budget": budget, "best_reward": trace.best_reward_by_nfe[-1][1]}
-                yield status, None
-        record = trace.record
-        done = {"status": "done", "nfe_spent": record.nfe_used, "nfe_budget": record.nfe_budget,
-                "final_reward": record.final_reward}
-        yield done, record.saved()
+        yield from workers.stream(cfg, prepared)  # the CPU worlds in a worker process: requests run in parallel
     except Exception as exc:  # noqa: BLE001 - any failure becomes a readable message
         raise as_gr_error(exc) from None
 

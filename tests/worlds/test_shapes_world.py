@@ -288,3 +288,25 @@ def test_guidance_raises_the_reward_it_follows(reward):
     guided = run(dataclasses.replace(cfg, dps=20.0 if reward == "brightness" else 1.0)).record
     assert guided.extra["grad_evals"] == 8 * 9 and guided.nfe_used == plain.nfe_used == 80
     assert sum(guided.rewards) / len(guided.rewards) > sum(plain.rewards) / len(plain.rewards)
+
+
+def test_template_ious_equal_a_direct_computation_on_random_components():
+    """The cached-grid template fit gives exactly the IoUs of the plain computation (pad, grid, compare)."""
+    def direct(mask):
+        m = np.pad(mask, 4)
+        yy, xx = np.mgrid[0 : m.shape[0], 0 : m.shape[1]] + 0.5
+        area = float(m.sum())
+        cy, cx = yy[m].mean(), xx[m].mean()
+        side, tri = np.sqrt(area), np.sqrt(2.0 * area)
+        apex = cy - 2.0 * tri / 3.0
+        shapes = {"circle": (xx - cx) ** 2 + (yy - cy) ** 2 <= area / np.pi,
+                  "square": (np.abs(xx - cx) <= side / 2) & (np.abs(yy - cy) <= side / 2),
+                  "triangle": (yy >= apex) & (yy <= apex + tri) & (np.abs(xx - cx) <= (yy - apex) / 2)}
+        return {k: float((m & t).sum() / (m | t).sum()) for k, t in shapes.items()}
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h, w = rng.integers(3, 14, size=2)
+        mask = rng.random((h, w)) < rng.uniform(0.3, 0.95)
+        mask[h // 2, w // 2] = True
+        assert detector.template_ious(mask) == direct(mask)

@@ -17,6 +17,8 @@ Rewards take decoded images [B, 3, H, W] in [0, 1] (the engine's format) and a t
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from scipy import ndimage
@@ -37,6 +39,14 @@ def segment(images: np.ndarray) -> np.ndarray:
     return np.where(confident, nearest, 0)
 
 
+@functools.cache
+def _centres(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates (y, x) of an h x w box, read-only and shared (a reward call meets few sizes)."""
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    yy.flags.writeable = xx.flags.writeable = False
+    return yy, xx
+
+
 def template_ious(mask: np.ndarray) -> dict[str, float]:
     """IoU of a component with the ideal circle, square and triangle of the same area and centroid.
 
@@ -46,8 +56,9 @@ def template_ious(mask: np.ndarray) -> dict[str, float]:
     them; this is what keeps the shape call stable on the ragged objects a model draws.
     """
     pad = 4
-    m = np.pad(mask, pad)
-    yy, xx = np.mgrid[0 : m.shape[0], 0 : m.shape[1]] + 0.5
+    m = np.zeros((mask.shape[0] + 2 * pad, mask.shape[1] + 2 * pad), dtype=bool)
+    m[pad:-pad, pad:-pad] = mask
+    yy, xx = _centres(*m.shape)
     area = float(m.sum())
     cy, cx = yy[m].mean(), xx[m].mean()
     side, tri = np.sqrt(area), np.sqrt(2.0 * area)
@@ -80,15 +91,14 @@ def detect_objects_batch(images: torch.Tensor | np.ndarray) -> list[list[tuple[s
     labels = segment(x)  # [B, H, W]
     planes = labels[:, None] == np.arange(1, len(COLOURS) + 1)[None, :, None, None]  # [B, 4, H, W]
     b, n_col, h, w = planes.shape
-    comp, _ = ndimage.label(planes.reshape(b * n_col, h, w), structure=_STRUCTURE)
+    comp, n = ndimage.label(planes.reshape(b * n_col, h, w), structure=_STRUCTURE)
+    areas = np.bincount(comp.ravel(), minlength=n + 1)  # every label's pixel count at once
     found: list[list] = [[] for _ in range(b)]
     for j, sl in enumerate(ndimage.find_objects(comp), start=1):
-        if sl is None:
+        if sl is None or areas[j] < MIN_AREA:  # noise: skipped before any per-component work
             continue
         mask = comp[sl][0] == j
-        area = int(mask.sum())
-        if area < MIN_AREA:
-            continue
+        area = int(areas[j])
         plane = sl[0].start
         cy = (sl[1].start + sl[1].stop) / 2.0
         cx = (sl[2].start + sl[2].stop) / 2.0
