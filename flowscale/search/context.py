@@ -91,8 +91,12 @@ class Ledger:
 
     def charge(self, steps: torch.Tensor, rewards: torch.Tensor) -> None:
         self.reserve(steps.numel())
-        for k, n in zip(*torch.unique(steps, return_counts=True), strict=True):
-            self.nfe_per_step[int(k)] += int(n)
+        first, last = int(steps[0]), int(steps[-1])
+        if first == last and bool((steps == first).all()):  # the usual batch: every particle at one time
+            self.nfe_per_step[first] += steps.numel()
+        else:
+            for k, n in zip(*torch.unique(steps, return_counts=True), strict=True):
+                self.nfe_per_step[int(k)] += int(n)
         best = float(rewards.max())
         if self.best_reward_by_nfe:
             best = max(best, self.best_reward_by_nfe[-1][1])
