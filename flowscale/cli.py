@@ -17,6 +17,7 @@ import numpy as np
 
 from flowscale import safe_json, threads
 from flowscale.config import MAX_MESSAGE, STATE_DTYPES, ConfigError, RunConfig, clip, short
+from flowscale.recipes import RECIPES
 from flowscale.processes import PROCESS_NAMES
 from flowscale.run import RunFailed, RunOutput, estimate_run, prepare, run
 from flowscale.search import METHODS
@@ -56,8 +57,10 @@ def _add_world_args(p: argparse.ArgumentParser) -> None:
                         "Needs an SDE process and a differentiable reward")
     p.add_argument("--state-dtype", choices=STATE_DTYPES,
                    help="dtype of states, noise and grid times (default: the model's own; bfloat16: the released code's)")
-    p.add_argument("--paper", action="store_true",
-                   help="the released code's setting for the model and method (explicit flags win); see recipes.py")
+    p.add_argument("--paper", nargs="?", const="paper", choices=RECIPES, metavar="RECIPE",
+                   help="the released code's setting for the model and method (explicit flags win; see recipes.py): "
+                        "--paper for the compositional yaml (VQAScore), --paper paper-count for the quantity-aware "
+                        "one (Grounding-DINO count)")
     p.add_argument("--set", action="append", default=[], metavar="METHOD.KEY=VALUE",
                    help="a method setting, e.g. rbf.variant=code or svdd.k=25 (repeatable)")
 
@@ -137,7 +140,7 @@ def world_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         height=args.height, width=args.width, reward=args.reward, heldout=args.heldout, steps=args.steps,
         grid=args.grid, grid_space=args.grid_space, shift=args.shift, g_schedule=args.g_schedule,
         g_norm=args.g_norm, beta_min=args.beta_min, beta_max=args.beta_max, max_batch=args.max_batch,
-        params=parse_sets(args.set), recipe="paper" if args.paper else None, dps=args.dps,
+        params=parse_sets(args.set), recipe=args.paper, dps=args.dps,
         state_dtype=args.state_dtype,
     )
 

@@ -53,3 +53,13 @@ def test_an_unknown_state_dtype_is_named():
     with pytest.raises(ConfigError) as err:
         prepare(RunConfig(state_dtype="int8"))
     assert err.value.field == "state_dtype" and "bfloat16" in str(err.value)
+
+
+def test_each_released_yaml_brings_its_given_reward_unless_one_is_named():
+    assert apply_recipe(RunConfig(model="flux-schnell", recipe="paper", prompt="x")).reward == "vqascore"
+    assert apply_recipe(RunConfig(model="flux-schnell", recipe="paper-count", prompt="x")).reward == "count"
+    assert apply_recipe(RunConfig(model="flux-schnell", recipe="paper-count", reward="clip", prompt="x")).reward == "clip"
+    assert apply_recipe(RunConfig(recipe="paper")).reward is None  # the 2-D world keeps its own reward
+    args = cli.build_parser().parse_args(["run", "--model", "flux-schnell", "--paper", "paper-count", "--out", "x"])
+    assert cli.world_kwargs(args)["recipe"] == "paper-count"
+    assert cli.world_kwargs(cli.build_parser().parse_args(["run", "--paper", "--out", "x"]))["recipe"] == "paper"

@@ -316,3 +316,28 @@ def test_missing_weights_are_config_errors(tmp_path, monkeypatch):
     with pytest.raises(ConfigError):
         make_image_reward("count", "a cat on a mat", "cpu")
     assert math.isfinite(float(make_image_reward("brightness", None, "cpu")(images(1))[0]))
+
+
+def _finite_difference_check(score, x: torch.Tensor) -> None:
+    """The autograd gradient of sum(score) agrees with a central finite difference along a random direction."""
+    leaf = x.clone().double().float().requires_grad_(True)
+    (grad,) = torch.autograd.grad(score(leaf).sum(), leaf)
+    assert grad.shape == x.shape and bool(torch.isfinite(grad).all()) and float(grad.abs().sum()) > 0
+    direction = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    eps = 1e-2
+    numeric = (score(x + eps * direction).sum() - score(x - eps * direction).sum()) / (2 * eps)
+    assert abs(float((grad * direction).sum()) - float(numeric)) < 0.05 * abs(float(numeric)) + 1e-3
+
+
+def test_clip_and_aesthetic_rewards_are_differentiable_for_guidance(clip_dir, tmp_path, monkeypatch):
+    """The rewards that declare themselves differentiable (dps) give the gradient of their score."""
+    monkeypatch.setenv("FLOWSCALE_CLIP_PATH", clip_dir)
+    monkeypatch.setenv("FLOWSCALE_AESTHETIC_HEAD", str(_save(tmp_path, _random_head(16))))
+    x = images(2, 40).clamp(0.05, 0.95)  # away from the clamp at 0 and 1, where the gradient is cut
+    for name in ("clip", "aesthetic", "brightness"):
+        reward = make_image_reward(name, PROMPT, "cpu")
+        assert reward.differentiable
+        _finite_difference_check(reward.graded, x)
+        assert not reward(x).requires_grad  # a plain call still builds no graph
+    for name in ("jpeg-compressibility",):
+        assert not make_image_reward(name, PROMPT, "cpu").differentiable
