@@ -17,8 +17,8 @@ import numpy as np
 
 from flowscale import safe_json, threads
 from flowscale.config import MAX_MESSAGE, STATE_DTYPES, ConfigError, RunConfig, clip, short
-from flowscale.recipes import RECIPES
 from flowscale.processes import PROCESS_NAMES
+from flowscale.recipes import RECIPES
 from flowscale.run import RunFailed, RunOutput, estimate_run, prepare, run
 from flowscale.search import METHODS
 from flowscale.trace import RUNTIME_KEYS, Trace, jsonable

@@ -8,9 +8,9 @@ from flowscale import cost
 from flowscale.config import RunConfig, validate_types
 from flowscale.cost import check_request
 from flowscale.run import estimate_run, prepare
+from flowscale.ui import workers
 from flowscale.ui.errors import as_gr_error
 from flowscale.ui.models import APP_DEFAULTS as D
-from flowscale.ui import workers
 
 
 def api_run(
