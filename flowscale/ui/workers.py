@@ -95,7 +95,7 @@ def _pool() -> tuple[ProcessPoolExecutor, Any]:
             context = multiprocessing.get_context("spawn")  # a fork would copy torch's thread pools
             manager = context.Manager()
             n = worker_count()
-            pool = ProcessPoolExecutor(n, mp_context=context, initializer=_start_worker)
+            pool = ProcessPoolExecutor(n, mp_context=context, initializer=_start_worker, initargs=(n,))
             barrier = manager.Barrier(n)  # each warm-up task holds its worker until all n have one
             for future in [pool.submit(_warm, barrier) for _ in range(n)]:
                 future.result()
@@ -111,10 +111,10 @@ def shutdown() -> None:
             _POOL.pop("manager").shutdown()
 
 
-def _start_worker() -> None:
+def _start_worker(workers: int) -> None:
     from flowscale import threads
 
-    threads.apply(1)  # CONCURRENCY workers share the cores: one thread each (FLOWSCALE_THREADS wins)
+    threads.apply(workers)  # the workers share the cores: two on two cores get one thread each (FLOWSCALE_THREADS wins)
 
 
 def _warm(barrier: Any) -> None:

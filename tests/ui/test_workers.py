@@ -1,0 +1,52 @@
+"""/run in worker processes: the same updates and record as in the app process, and a closed request stops."""
+
+import pytest
+import torch
+
+from flowscale import threads as threads_mod
+from flowscale.config import ConfigError, RunConfig
+from flowscale.run import prepare
+from flowscale.trace import RunRecord
+from flowscale.ui import workers
+
+
+@pytest.fixture(scope="module")
+def pool():
+    yield
+    workers.shutdown()
+
+
+def comparable(record: dict) -> dict:
+    return RunRecord.from_dict(record).comparable()
+
+
+def test_a_worker_streams_what_the_app_process_would(pool, monkeypatch):
+    cfg = RunConfig(model="shapes", method="rbf", process="vp-sde", nfe=60, steps=10, seed=4)
+    monkeypatch.setenv("FLOWSCALE_API_WORKERS", "2")
+    assert workers.in_worker(cfg) and not workers.in_worker(RunConfig(model="flux-schnell", prompt="x"))
+    remote = list(workers.stream(cfg, prepare(cfg)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads_mod.threads_for(2))  # as each of the two workers (the UNet's sums depend on it)
+    try:
+        local = list(workers.run_updates(cfg))
+    finally:
+        torch.set_num_threads(threads)
+    assert [u[0]["status"] for u in remote][0] == "started" and remote[-1][0]["status"] == "done"
+    assert remote[-1][0] == local[-1][0] and comparable(remote[-1][1]) == comparable(local[-1][1])
+    assert remote[-1][1]["threads"] == threads_mod.threads_for(2)  # the two workers share the cores
+
+
+def test_a_request_closed_early_stops_and_the_pool_serves_the_next(pool):
+    cfg = RunConfig(method="rbf", process="vp-sde", nfe=20000, steps=25, seed=0)
+    updates = workers.stream(cfg, prepare(cfg))
+    assert next(updates)[0]["status"] == "started"
+    updates.close()  # the client went away
+    small = RunConfig(method="bon", process="linear-sde", nfe=100, seed=1)
+    assert list(workers.stream(small, prepare(small)))[-1][0]["nfe_spent"] == 100
+
+
+def test_worker_errors_come_back_as_the_errors_they_were():
+    err = workers._error("config", "nfe", "must be in [1, 10]")
+    assert isinstance(err, ConfigError) and err.field == "nfe" and "must be in [1, 10]" in str(err)
+    assert str(workers._error("failed", "", "reward 'count' failed")) == "reward 'count' failed"
+    assert str(workers._error("ValueError", "", "bad")) == "ValueError: bad"
