@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from flowscale import safe_json, threads
 from flowscale.config import MAX_MESSAGE, STATE_DTYPES, ConfigError, RunConfig, clip, short
@@ -190,6 +191,11 @@ def run_keeping_partial(cfg: RunConfig, out: Path | None) -> RunOutput:
 def cmd_replay(args: argparse.Namespace) -> int:
     original = safe_json.check_record(safe_json.read_file(args.record, "record", safe_json.RECORD_BYTES))
     out = output_folder(args.out)
+    recorded = original.get("threads")
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and 1 <= recorded <= 1024:
+        # A model's sums (the Shapes UNet's convolutions) round differently with another thread count: replay
+        # with the record's own, so that a record made in the app (one thread per run) replays identical here.
+        torch.set_num_threads(recorded)
     output = run_keeping_partial(RunConfig.from_dict(original["config"]), out)
     again = output.record.comparable()
     same = again == {k: v for k, v in original.items() if k not in RUNTIME_KEYS}

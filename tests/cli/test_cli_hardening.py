@@ -136,3 +136,23 @@ def test_fuzzed_command_lines_run_or_exit_2_with_one_line(flags, tmp_path, capsy
     assert code in (0, 2), err
     if code == 2:
         one_error_line(err)
+
+
+def test_a_record_made_with_one_thread_replays_identical_with_its_own_thread_count(tmp_path):
+    """The Shapes UNet's sums depend on the thread count: the app runs one thread per run, the CLI all cores;
+    replay takes the record's count, so an app record replays identical from the CLI."""
+    import torch
+
+    from flowscale.config import RunConfig
+    from flowscale.run import run
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        record = run(RunConfig(model="shapes", method="rbf", process="vp-sde", nfe=40, steps=6, seed=2)).record
+    finally:
+        torch.set_num_threads(before)
+    assert record.to_dict()["threads"] == 1
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(record.saved()))
+    assert cli.main(["replay", str(path)]) == 0
