@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.managers import SyncManager
 from typing import Any
 
 from flowscale.catalog import needs_gpu
@@ -93,9 +94,10 @@ def _pool() -> tuple[ProcessPoolExecutor, Any]:
     with _LOCK:
         if not _POOL:
             context = multiprocessing.get_context("spawn")  # a fork would copy torch's thread pools
-            manager = context.Manager()
+            manager = SyncManager(ctx=context)
+            manager.start(_watch_parent, (os.getpid(),))
             n = worker_count()
-            pool = ProcessPoolExecutor(n, mp_context=context, initializer=_start_worker, initargs=(n,))
+            pool = ProcessPoolExecutor(n, mp_context=context, initializer=_start_worker, initargs=(n, os.getpid()))
             barrier = manager.Barrier(n)  # each warm-up task holds its worker until all n have one
             for future in [pool.submit(_warm, barrier) for _ in range(n)]:
                 future.result()
@@ -111,9 +113,20 @@ def shutdown() -> None:
             _POOL.pop("manager").shutdown()
 
 
-def _start_worker(workers: int) -> None:
+def _watch_parent(parent: int) -> None:
+    """End this helper process when the app process is gone (however it ended), so none is left behind."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="flowscale-parent-watch").start()
+
+
+def _start_worker(workers: int, parent: int) -> None:
     from flowscale import threads
 
+    _watch_parent(parent)
     threads.apply(workers)  # the workers share the cores: two on two cores get one thread each (FLOWSCALE_THREADS wins)
 
 

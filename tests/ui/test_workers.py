@@ -50,3 +50,45 @@ def test_worker_errors_come_back_as_the_errors_they_were():
     assert isinstance(err, ConfigError) and err.field == "nfe" and "must be in [1, 10]" in str(err)
     assert str(workers._error("failed", "", "reward 'count' failed")) == "reward 'count' failed"
     assert str(workers._error("ValueError", "", "bad")) == "ValueError: bad"
+
+
+LEAVER = """
+import os, sys
+from flowscale.config import RunConfig
+from flowscale.run import prepare
+from flowscale.ui import workers
+if __name__ == "__main__":
+    cfg = RunConfig(method="bon", nfe=50)
+    list(workers.stream(cfg, prepare(cfg)))
+    pool, manager = workers._pool()
+    print(" ".join(str(p) for p in [*pool._processes, manager._process.pid]), flush=True)
+    os._exit(0)  # the app process dies without any cleanup
+"""
+
+
+def test_no_worker_outlives_the_app_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = tmp_path / "leaver.py"
+    script.write_text(LEAVER)
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=180, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    pids = [int(p) for p in done.stdout.split()]
+    assert len(pids) == 3, done.stderr[-2000:]  # two workers and the queue manager
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return Path(f"/proc/{pid}/status").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+
+    deadline = time.time() + 15
+    while any(alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not any(alive(p) for p in pids)
