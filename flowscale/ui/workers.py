@@ -11,8 +11,10 @@ app process. Results do not depend on where a run happens: every run owns its ge
 from __future__ import annotations
 
 import atexit
+import contextlib
 import multiprocessing
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -76,7 +78,14 @@ def stream(cfg: RunConfig, prepared: Prepared) -> Iterator[Update]:
     future = pool.submit(_job, cfg.to_dict(), updates, stop)
     try:
         while True:
-            kind, *payload = updates.get()
+            try:
+                kind, *payload = updates.get(timeout=1.0)
+            except queue.Empty:
+                if future.done():  # the worker ended without a word (killed, out of memory): say so, start afresh
+                    _forget_pool()
+                    raise RuntimeError(f"the worker process running this request ended: {future.exception()}") \
+                        from None
+                continue
             if kind == "update":
                 yield payload[0], payload[1]
             elif kind == "end":
@@ -84,7 +93,8 @@ def stream(cfg: RunConfig, prepared: Prepared) -> Iterator[Update]:
             else:
                 raise _error(*payload)
     finally:
-        stop.set()  # a client that went away stops its run within one step
+        with contextlib.suppress(OSError, EOFError):  # the manager is gone with a broken pool
+            stop.set()  # a client that went away stops its run within one step
         future.cancel()
 
 
@@ -104,6 +114,16 @@ def _pool() -> tuple[ProcessPoolExecutor, Any]:
             _POOL.update(pool=pool, manager=manager)
             atexit.register(shutdown)
         return _POOL["pool"], _POOL["manager"]
+
+
+def _forget_pool() -> None:
+    """Drop a broken pool (a worker died); the next request starts a new one."""
+    with _LOCK:
+        pool, manager = _POOL.pop("pool", None), _POOL.pop("manager", None)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
+    if manager is not None:
+        manager.shutdown()
 
 
 def shutdown() -> None:

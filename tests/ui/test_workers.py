@@ -92,3 +92,21 @@ def test_no_worker_outlives_the_app_process(tmp_path):
     while any(alive(p) for p in pids) and time.time() < deadline:
         time.sleep(0.5)
     assert not any(alive(p) for p in pids)
+
+
+def test_a_worker_that_dies_fails_its_request_and_the_next_request_gets_a_new_pool(pool):
+    import os
+    import signal
+    import threading
+    import time
+
+    cfg = RunConfig(method="rbf", process="vp-sde", nfe=40000, steps=25, seed=0)
+    updates = workers.stream(cfg, prepare(cfg))
+    assert next(updates)[0]["status"] == "started"
+    victims = list(workers._pool()[0]._processes)
+    threading.Thread(target=lambda: (time.sleep(0.5), [os.kill(p, signal.SIGKILL) for p in victims])).start()
+    with pytest.raises(RuntimeError, match="worker process running this request ended"):
+        for _ in updates:
+            pass
+    small = RunConfig(method="bon", process="linear-sde", nfe=100, seed=1)
+    assert list(workers.stream(small, prepare(small)))[-1][0]["nfe_spent"] == 100
