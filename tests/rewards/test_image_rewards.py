@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import string
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -19,13 +18,13 @@ import torch.nn.functional as F
 
 pytest.importorskip("transformers")
 
+from tiny_pipelines import tiny_clip_tokenizer
 from transformers import (
     BertTokenizer,
     CLIPConfig,
     CLIPImageProcessor,
     CLIPModel,
     CLIPProcessor,
-    CLIPTokenizer,
     GroundingDinoConfig,
     GroundingDinoForObjectDetection,
     GroundingDinoImageProcessor,
@@ -63,14 +62,6 @@ def images(n: int = 3, size: int = 48, seed: int = 0) -> torch.Tensor:
 
 
 # --- tiny models ------------------------------------------------------------------------------------------
-def tiny_clip_tokenizer(max_len: int = 16) -> CLIPTokenizer:
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in string.ascii_lowercase + string.digits + ".,!?'-":
-        vocab[c] = len(vocab)
-        vocab[c + "</w>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_len)
-
-
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory) -> str:
     torch.manual_seed(0)
@@ -81,7 +72,7 @@ def clip_dir(tmp_path_factory) -> str:
     model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).eval()
     processor = CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32},
                                                                  crop_size={"height": 32, "width": 32}),
-                              tokenizer=tiny_clip_tokenizer())
+                              tokenizer=tiny_clip_tokenizer(16))
     folder = tmp_path_factory.mktemp("clip")
     model.save_pretrained(folder)
     processor.save_pretrained(folder)

@@ -69,38 +69,22 @@ def load_verifier(folder: str | Path = ASSETS) -> ShapesVerifier:
 
 def make_reward(spec: str, target: torch.Tensor) -> Reward:
     """A reward of the Shapes world for the prompt's target count vector."""
-    if spec == "count":
-        return Reward(
-            "count",
-            lambda im: detector.count_reward(im, target),
-            accuracy_fn=lambda im: detector.count_accuracy(im, target),
-            details_fn=detector.count_details,
-        )
-    if spec == "compose":
-        return Reward(
-            "compose",
-            lambda im: detector.compose_reward(im, target),
-            accuracy_fn=lambda im: detector.count_accuracy(im, target),
-            details_fn=detector.count_details,
-        )
+    def exact(im: torch.Tensor) -> torch.Tensor:  # the detector's exact count: the accuracy of every counting reward
+        return detector.count_accuracy(im, target)
+
+    if spec in ("count", "compose"):
+        score = detector.count_reward if spec == "count" else detector.compose_reward
+        return Reward(spec, lambda im: score(im, target), accuracy_fn=exact, details_fn=detector.count_details)
     if spec == "verifier":
         verifier = load_verifier()
-        return Reward(
-            "verifier",
-            lambda im: verifier.count_reward(im, target),
-            accuracy_fn=lambda im: verifier.count_accuracy(im, target),
-        )
+        return Reward("verifier", lambda im: verifier.count_reward(im, target),
+                      accuracy_fn=lambda im: verifier.count_accuracy(im, target))
     if spec == "soft-count":
-        # The verifier's density maps summed (smooth in the image): a reward DPS can follow. Its accuracy is the
-        # detector's exact count, so a run guided by it is judged by a different counter.
+        # The verifier's density maps summed (smooth in the image): a reward DPS can follow, judged by the
+        # detector's exact count, a different counter.
         soft = load_verifier()
-        return Reward(
-            "soft-count",
-            lambda im: soft.soft_count_reward(im, target),
-            accuracy_fn=lambda im: detector.count_accuracy(im, target),
-            details_fn=detector.count_details,
-            differentiable=True,
-        )
+        return Reward("soft-count", lambda im: soft.soft_count_reward(im, target), accuracy_fn=exact,
+                      details_fn=detector.count_details, differentiable=True)
     if spec == "brightness":
         return Reward("brightness", image_rewards.brightness, differentiable=True)
     if spec == "jpeg-compressibility":

@@ -1,4 +1,5 @@
-"""Tiny random FLUX / SD3 pipelines built offline (ecosystem.md 3.7), for the text-to-image world's tests."""
+"""Tiny random FLUX / SD3 pipelines and tokenizers built offline (ecosystem.md 3.7), for the tests of the
+text-to-image world and the image rewards."""
 
 from __future__ import annotations
 
