@@ -22,7 +22,7 @@ from flowscale.processes import PROCESS_NAMES
 from flowscale.recipes import RECIPES
 from flowscale.run import RunFailed, RunOutput, estimate_run, prepare, run
 from flowscale.search import METHODS
-from flowscale.trace import RUNTIME_KEYS, Trace, jsonable
+from flowscale.trace import Trace, expected_replay, jsonable
 from flowscale.worlds import MODEL_NAMES
 
 MAX_MIXTURE_BYTES = 256 * 1024
@@ -198,7 +198,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         torch.set_num_threads(recorded)
     output = run_keeping_partial(RunConfig.from_dict(original["config"]), out)
     again = output.record.comparable()
-    same = again == {k: v for k, v in original.items() if k not in RUNTIME_KEYS}
+    same = again == expected_replay(original)
     if out is not None:
         write_run_outputs(output, out)
     print("identical" if same else "DIFFERENT: the replay does not match the record")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from flowscale.catalog import is_image_model
+from flowscale.config import RunConfig
 
 EVENT_KINDS = ("start", "candidates", "select", "resample", "budget", "done")
 TIMING_KEYS = ("wall_time_s", "model_time_s", "reward_time_s")
@@ -95,6 +96,20 @@ class RunRecord:
         for key in RUNTIME_KEYS:
             data.pop(key, None)
         return jsonable(data)
+
+
+def expected_replay(record: dict[str, Any]) -> dict[str, Any]:
+    """What a replay of a saved record must equal: the record without its runtime keys, with its configs (top
+    level and start event) completed by the defaults of settings added since it was made, which a replay
+    records as it runs them (a record from before `dps` existed replays with dps 0)."""
+    defaults = RunConfig().to_dict()
+    out = {k: v for k, v in record.items() if k not in RUNTIME_KEYS}
+    if isinstance(out.get("config"), dict):
+        out["config"] = {**defaults, **out["config"]}
+    events = out.get("events")
+    if events and isinstance(events[0], dict) and isinstance(events[0].get("config"), dict):
+        out["events"] = [{**events[0], "config": {**defaults, **events[0]["config"]}}, *events[1:]]
+    return out
 
 
 def jsonable(value: Any) -> Any:

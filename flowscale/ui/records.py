@@ -14,7 +14,7 @@ from typing import Any
 
 from flowscale import cost, safe_json
 from flowscale.config import ConfigError, RunConfig, validate_types
-from flowscale.trace import RUNTIME_KEYS, RunRecord
+from flowscale.trace import RunRecord, expected_replay
 
 # Requests are refused when their record is estimated above the cap; uploads are read up to 1.5x the cap, a
 # margin over the estimate, so any record the app writes it can read back.
@@ -54,7 +54,7 @@ def read_upload(path: str | None) -> dict[str, Any]:
 
 def replay_verdict(uploaded: dict[str, Any], again: RunRecord) -> str:
     """Whether a re-run record equals the uploaded one (timings aside), and where it differs."""
-    expected = {k: v for k, v in uploaded.items() if k not in RUNTIME_KEYS}
+    expected = expected_replay(uploaded)
     result = again.comparable()
     if result == expected:
         return "✓ **Replay identical**: the re-run record matches the uploaded one exactly (timings aside)."

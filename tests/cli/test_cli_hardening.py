@@ -156,3 +156,20 @@ def test_a_record_made_with_one_thread_replays_identical_with_its_own_thread_cou
     path = tmp_path / "record.json"
     path.write_text(json.dumps(record.saved()))
     assert cli.main(["replay", str(path)]) == 0
+
+
+def test_a_record_from_before_the_newer_settings_still_replays_identical(tmp_path):
+    """Records made before dps, state_dtype and recipe existed lack those keys; a replay records their defaults."""
+    from flowscale.config import RunConfig
+    from flowscale.run import run
+
+    record = run(RunConfig(method="rbf", process="vp-sde", nfe=60, seed=3)).record.saved()
+    for config in (record["config"], record["events"][0]["config"]):
+        for key in ("dps", "state_dtype", "recipe"):
+            config.pop(key)
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(record))
+    assert cli.main(["replay", str(path)]) == 0
+    record["config"]["seed"] = 4  # and a record that does differ is still caught
+    path.write_text(json.dumps(record))
+    assert cli.main(["replay", str(path)]) == 1

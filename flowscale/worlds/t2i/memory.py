@@ -163,8 +163,9 @@ class Plan:
     free_bytes: int | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"plan": self.name, "micro_batch": self.micro_batch, "peak_gb": round(self.peak_bytes / GB, 1),
-                "free_gb": None if self.free_bytes is None else round(self.free_bytes / GB, 1)}
+        """What the record keeps: the plan, not the free memory it was chosen against (a runtime figure that
+        differs from run to run, which would keep a record from replaying identical)."""
+        return {"plan": self.name, "micro_batch": self.micro_batch, "peak_gb": round(self.peak_bytes / GB, 1)}
 
 
 def free_memory(device: Any) -> int | None:

@@ -16,9 +16,9 @@ Per-model defaults (WorldDefaults):
   ends its evaluations at t = shift(1/M) and returns the x0 prediction there.
 
 World settings beyond RunConfig travel in `params` with the `t2i.` prefix (recorded, so records replay):
-t2i.guidance_scale, t2i.max_sequence_length, t2i.offload (enable_model_cpu_offload), t2i.preview_vae
-(an AutoencoderTiny folder for cheap latent previews), t2i.negative_prompt (SD3). Env FLOWSCALE_CPU_OFFLOAD=1
-also turns offload on.
+t2i.guidance_scale, t2i.max_sequence_length, t2i.offload (auto | none | text | model: the memory plan,
+memory.py; auto picks the fastest that fits), t2i.preview_vae (an AutoencoderTiny folder for cheap latent
+previews), t2i.negative_prompt (SD3). Env FLOWSCALE_CPU_OFFLOAD=1 means t2i.offload=model.
 """
 
 from __future__ import annotations
@@ -302,7 +302,7 @@ def build_world(cfg: RunConfig) -> World:
     offload = params.get("offload", "model" if env_flag("FLOWSCALE_CPU_OFFLOAD") else "auto")
     reward_specs = check_reward_specs(cfg, spec)
     text_tokens = params.get("max_sequence_length", spec.max_sequence_length)
-    plan, estimate = memory_plan(cfg, spec, device, dtype, (height, width), text_tokens, offload, reward_specs)
+    plan, needs = memory_plan(cfg, spec, device, dtype, (height, width), text_tokens, offload, reward_specs)
     pipe = load_pipeline(cfg.model, cfg.model_path, device, dtype, plan.name)
     reward, heldout, note = _rewards(cfg, spec, device)
     adapter = make_adapter(cfg, pipe, height, width, params, decode_batch=min(spec.max_batch, plan.micro_batch),
@@ -319,7 +319,7 @@ def build_world(cfg: RunConfig) -> World:
         "latent_shape": list(adapter.sample_shape), "dtype": str(dtype).replace("torch.", ""), "device": str(device),
         "guidance_scale": adapter.guidance_scale, "offload": plan.name != "gpu",
         # what was estimated and which plan it chose (a CPU holds everything: the plan moves nothing there)
-        "memory": {**plan.to_dict(), "applied": device.type == "cuda", "estimate": estimate.summary()},
+        "memory": {**plan.to_dict(), "applied": device.type == "cuda", "estimate": needs.summary()},
         "transformer_rows_per_nfe": getattr(adapter, "transformer_rows_per_nfe", 1),
         "nfe_note": "1 NFE = one velocity of one particle (an SD3 CFG evaluation runs 2 transformer rows)",
     }
