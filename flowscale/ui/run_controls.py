@@ -121,7 +121,7 @@ def build_controls() -> Controls:
                                    info="default: the model's own; exp: the paper's grid for few-step models"))
         ui.add("paper", gr.Checkbox(value=False, label="the paper's released setting (--paper)",
                                     info="RBF's released variant, SMC λ 0.5, SoP 10 steps per solve; FLUX.1-schnell "
-                                         "at 1024², T5 length 512. Settings you change above still win.",
+                                         "at 1024², T5 length 512, bf16 states. Settings you change above still win.",
                                     elem_id="paper"))
     ui.help = gr.Markdown(texts.explain(D["method"], D["process"]), elem_id="method-help")
     return ui
