@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from flowscale.figures.particles import MAX_MARKERS, edges, markers, split_paths, status_line
-from flowscale.figures.style import C_METHOD, C_PATH, C_PRUNED, C_RETURNED, C_STEP, axis, figure, label, subplot_title
+from flowscale.figures.particles import MAX_MARKERS, edges, markers, paths_figure, split_paths
+from flowscale.figures.style import C_METHOD, C_PATH, C_PRUNED, C_RETURNED, C_STEP, axis, subplot_title
 from flowscale.trace import Trace
 
 
@@ -48,16 +48,14 @@ def image_paths_figure(trace: Trace, step: int | None = None) -> go.Figure:
     if step is not None:
         shapes.append({"type": "line", "x0": step, "x1": step, "xref": "x", "y0": 0.58, "y1": 1.0, "yref": "paper",
                        "line": {"color": C_STEP, "width": 1.5, "dash": "dot"}})
-    method = label(cfg.get("method"), cfg.get("process")) if cfg else "run"
     titles = [
         subplot_title("given reward of each candidate's x̂0, along its path", 0.5, 1.0),
         subplot_title("2-D projection of the latent states x_t", 0.5, 0.42),
     ]
-    return figure(
+    return paths_figure(
         data,
-        f"Particle paths — {method}",
-        status_line(trace, step),
-        height=720,
+        trace,
+        step,
         annotations=titles,
         shapes=shapes,
         legend={"orientation": "h", "x": 0, "y": -0.1, "yanchor": "top"},
@@ -66,5 +64,4 @@ def image_paths_figure(trace: Trace, step: int | None = None) -> go.Figure:
         yaxis=axis(reward_name, anchor="x", domain=[0.58, 1.0]),
         xaxis2=axis("projection 1", anchor="y2"),
         yaxis2=axis("projection 2", anchor="x2", domain=[0.0, 0.4]),
-        uirevision="paths",
     )

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import plotly.graph_objects as go
 
-from flowscale.figures.style import segments
+from flowscale.figures.style import figure, label, segments
 from flowscale.trace import Candidates, Trace
 
 MAX_MARKERS = 1200  # pruned crosses drawn individually (the newest ones); their edges are always all drawn
@@ -108,3 +109,12 @@ def status_line(trace: Trace, step: int | None = None) -> str:
     newest = cands.batch == cands.batch.max()
     t_now = float(cands.t[newest].min())
     return f"{len(cands)} candidates evaluated · {where} · running, step {int(cands.steps.max())} (t = {t_now:.2f})"
+
+
+def paths_figure(data: list[Any], trace: Trace, step: int | None, **layout: Any) -> go.Figure:
+    """The particle-paths figure of either world: its title (the run's method and process), the status line of
+    the step shown, one height and one uirevision, so a redraw keeps the visitor's zoom."""
+    cfg = trace.config
+    method = label(cfg.get("method"), cfg.get("process")) if cfg else "run"
+    return figure(data, f"Particle paths — {method}", status_line(trace, step), height=720, uirevision="paths",
+                  **layout)

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 from flowscale.figures.background import background_png
 from flowscale.figures.image_paths import image_paths_figure
-from flowscale.figures.particles import MAX_MARKERS, PathSets, edges, markers, split_paths, status_line
+from flowscale.figures.particles import MAX_MARKERS, PathSets, edges, markers, paths_figure, split_paths
 from flowscale.figures.style import (
     C_BASELINE,
     C_METHOD,
@@ -29,8 +29,6 @@ from flowscale.figures.style import (
     C_X0,
     axis,
     empty_figure,
-    figure,
-    label,
 )
 from flowscale.trace import Trace
 
@@ -172,17 +170,14 @@ def paths_2d_figure(
     geometry_data, shapes = _reward_geometry((background or {}).get("geometry") or {}, reward_name)
     data += geometry_data
     extent = background["extent"] if background is not None else None
-    method = label(cfg.get("method"), cfg.get("process")) if cfg else "run"
-    return figure(
+    return paths_figure(
         data,
-        f"Particle paths — {method}",
-        status_line(trace, step),
-        height=720,
+        trace,
+        step,
         shapes=shapes,
         images=images,
         legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.13, "yanchor": "top", "itemsizing": "constant"},
         margin={"r": 16, "b": 40},
         xaxis=axis("x₁", range=extent, zeroline=False, constrain="domain"),
         yaxis=axis("x₂", range=extent, zeroline=False, scaleanchor="x", scaleratio=1, constrain="domain"),
-        uirevision="paths",
     )
