@@ -63,7 +63,6 @@ class CountedModel:
         self.calls = 0
         self.model_time_s = 0.0
         self.grad_evals = 0  # backward passes (one per particle) of reward-guided evaluations (DPS)
-        self.nfe_pending = 0  # NFE of a guided slice whose backward has not finished (uncounted if it fails)
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor, cond: Any) -> torch.Tensor:
         n = x.shape[0]

@@ -83,14 +83,13 @@ class FlowSampler:
         lo = 0
         while lo < n:
             hi = min(n, lo + self.model.max_batch)
+            counted = self.model.nfe
             try:
                 parts.append(self._guided_slice(x[lo:hi], tau[lo:hi], objective))
             except (RuntimeError, MemoryError) as exc:
                 if not is_out_of_memory(exc) and not isinstance(exc, MemoryError):
                     raise
-                if self.model.nfe_pending:  # the failed slice's forward is not an evaluation: retried below
-                    self.model.nfe -= self.model.nfe_pending
-                self.model.nfe_pending = 0
+                self.model.nfe = counted  # a slice whose backward failed is not an evaluation: it is retried
                 if hi - lo == 1:
                     raise ModelOutOfMemoryError(f"{self.model.model.name} ran out of memory computing the reward "
                                                 f"gradient of a single particle: {exc}") from exc
@@ -104,12 +103,9 @@ class FlowSampler:
     def _guided_slice(self, x: torch.Tensor, tau: torch.Tensor, objective: Objective) -> tuple[torch.Tensor, ...]:
         with torch.enable_grad():
             leaf = x.detach().requires_grad_(True)
-            before = self.model.nfe
             u, x0 = self.evaluate(leaf, tau)
-            self.model.nfe_pending = self.model.nfe - before
             values, aux = objective(x0)
             (grad,) = torch.autograd.grad(values.sum(), leaf)
-        self.model.nfe_pending = 0
         self.model.grad_evals += x.shape[0]
         return u.detach(), x0.detach(), values.detach(), grad.detach(), aux.detach()
 

@@ -68,9 +68,8 @@ def meta_params(module_cls: Any, config: Any) -> int:
     """Parameters of a model class built from a config on the meta device (exact; allocates nothing)."""
     import torch
 
-    with torch.device("meta"):
-        model = module_cls.from_config(config) if hasattr(module_cls, "from_config") and not hasattr(
-            module_cls, "config_class") else module_cls(config)
+    with torch.device("meta"):  # a diffusers config is a dict (from_config); a transformers one an object
+        model = module_cls.from_config(config) if isinstance(config, dict) else module_cls(config)
     return sum(p.numel() for p in model.parameters())
 
 
