@@ -9,6 +9,7 @@ and report.html. `ode` runs once per seed and prompt, whatever the NFE list.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flowscale.config import ConfigError, RunConfig, clip
+from flowscale.run import ode_baseline
 from flowscale.search import METHODS, without_method_params
 
 ROW_KEYS = ("method", "process", "nfe", "runs", "reward_mean", "reward_sem", "heldout_mean", "accuracy_mean",
@@ -61,10 +63,9 @@ def make_jobs(base: RunConfig, prompts: list[str | None], methods: list[str], pr
                 combos = [("linear-ode", None)] if method == "ode" else [(p, n) for p in processes for n in budgets]
                 params = {k: v for k, v in base.params.items() if k.partition(".")[0] in (method, *world_keys)}
                 for process, nfe in combos:
-                    cfg = base.to_dict() | {"method": method, "process": process, "nfe": nfe, "seed": seed,
-                                            "prompt": prompt, "params": params,
-                                            "dps": 0.0 if method == "ode" else base.dps}  # ode: the unguided baseline
-                    jobs.append(cfg)
+                    cfg = dataclasses.replace(base, method=method, process=process, nfe=nfe, seed=seed, prompt=prompt,
+                                              params=params)
+                    jobs.append((ode_baseline(cfg) if method == "ode" else cfg).to_dict())
     return jobs
 
 

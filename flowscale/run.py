@@ -35,6 +35,7 @@ from flowscale.search import (
     check_param_keys,
     method_params,
     params_dict,
+    without_method_params,
 )
 from flowscale.search.context import TRACED, trace_width
 from flowscale.trace import Event, RunRecord, Trace
@@ -92,6 +93,12 @@ def resolve(cfg: RunConfig, world: World) -> RunConfig:
     if cfg.method == "ode":
         updates.update(process="linear-ode")
     return dataclasses.replace(cfg, **updates)
+
+
+def ode_baseline(cfg: RunConfig) -> RunConfig:
+    """The deterministic baseline of a run: the same world, seed and world settings, method `ode` (one particle
+    on the Linear-ODE) and no reward guidance. The app's baseline phase, Compare's ODE row and bench's ode jobs."""
+    return dataclasses.replace(cfg, method="ode", params=without_method_params(cfg.params), dps=0.0)
 
 
 def versions() -> dict[str, str]:

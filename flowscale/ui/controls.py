@@ -12,6 +12,7 @@ from typing import Any
 
 from flowscale.catalog import MODEL_NAMES
 from flowscale.config import ConfigError, RunConfig
+from flowscale.run import ode_baseline
 from flowscale.search import SEARCH_METHODS, Setting, method_settings
 from flowscale.ui.models import APP_DEFAULTS
 from flowscale.worlds.toy2d import PRESET_TARGETS, PRESETS
@@ -110,7 +111,7 @@ def build_config(values: dict[str, Any], method: str | None = None) -> RunConfig
     else:
         prompt = (values.get("prompt") or "").strip() or None
     grid = values.get("grid") or "default"
-    return RunConfig(
+    cfg = RunConfig(
         model=model,
         method=method,
         process=values.get("process") or APP_DEFAULTS["process"],
@@ -129,6 +130,6 @@ def build_config(values: dict[str, Any], method: str | None = None) -> RunConfig
         beta_max=number(values, "beta_max", float),
         params=params_for(method, values) if method in SEARCH_METHODS else {},
         recipe="paper" if values.get("paper") else None,
-        # ode is the unguided baseline of every comparison; guidance applies to the other methods
-        dps=number(values, "dps", float) if "dps" in values and method != "ode" else CONFIG_DEFAULTS.dps,
+        dps=number(values, "dps", float) if "dps" in values else CONFIG_DEFAULTS.dps,
     )
+    return ode_baseline(cfg) if method == "ode" else cfg  # the unguided baseline of every comparison

@@ -14,7 +14,7 @@ from typing import Any
 
 from flowscale.config import RunConfig
 from flowscale.cost import check_request
-from flowscale.run import RunOutput, estimate_run, prepare, stream
+from flowscale.run import RunOutput, estimate_run, ode_baseline, prepare, stream
 from flowscale.search import params_dict, without_method_params
 from flowscale.trace import Event, Trace, tilt_lambda
 from flowscale.worlds import World, background_for
@@ -79,7 +79,7 @@ def session_phases(cfg: RunConfig, *, baseline: bool = True, bon: bool = True) -
     phases = []
     world_params = without_method_params(cfg.params)  # the world's own settings apply to every phase
     if baseline:
-        phases.append(Phase("baseline", dataclasses.replace(cfg, method="ode", params=world_params, dps=0.0)))
+        phases.append(Phase("baseline", ode_baseline(cfg)))
     phases.append(Phase("method", cfg))
     if bon and cfg.method != "bon":
         phases.append(Phase("bon", dataclasses.replace(cfg, method="bon", params=world_params)))
