@@ -31,14 +31,26 @@ def _denominator(c: Coeffs) -> torch.Tensor:
     return c.d_alpha * c.sigma - c.alpha * c.d_sigma
 
 
-def x0_from_velocity(x: torch.Tensor, u: torch.Tensor, c: Coeffs) -> torch.Tensor:
+def x0_factors(c: Coeffs, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a, b) with x0_hat = a * u - b * x, broadcast-ready for states like `like` (time-only: cacheable)."""
     d = _denominator(c)
-    return bcast(c.sigma / d, x) * u - bcast(c.d_sigma / d, x) * x
+    return bcast(c.sigma / d, like), bcast(c.d_sigma / d, like)
+
+
+def x0_from_velocity(x: torch.Tensor, u: torch.Tensor, c: Coeffs) -> torch.Tensor:
+    a, b = x0_factors(c, x)
+    return a * u - b * x
+
+
+def eps_factors(c: Coeffs, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a, b) with eps_hat = a * x - b * u, broadcast-ready for states like `like`."""
+    d = _denominator(c)
+    return bcast(c.d_alpha / d, like), bcast(c.alpha / d, like)
 
 
 def eps_from_velocity(x: torch.Tensor, u: torch.Tensor, c: Coeffs) -> torch.Tensor:
-    d = _denominator(c)
-    return bcast(c.d_alpha / d, x) * x - bcast(c.alpha / d, x) * u
+    a, b = eps_factors(c, x)
+    return a * x - b * u
 
 
 def score_from_velocity(x: torch.Tensor, u: torch.Tensor, c: Coeffs) -> torch.Tensor:
@@ -73,8 +85,14 @@ def snr_matched_map(source: Interpolant, target: Interpolant, s: torch.Tensor) -
     return TimeScaleMap(t=t, scale=scale, d_t=d_t, d_scale=d_scale)
 
 
+def conversion_factors(m: TimeScaleMap, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(a, b) with u_bar_s = a * x_bar + b * u_{t_s}(x_bar / c_s), broadcast-ready for states like `like`."""
+    return bcast(m.d_scale / m.scale, like), bcast(m.scale * m.d_t, like)
+
+
 def converted_velocity(
     x_bar: torch.Tensor, m: TimeScaleMap, source_velocity_at: torch.Tensor
 ) -> torch.Tensor:
     """u_bar_s from the source model's velocity evaluated at (x_bar / c_s, t_s)."""
-    return bcast(m.d_scale / m.scale, x_bar) * x_bar + bcast(m.scale * m.d_t, x_bar) * source_velocity_at
+    a, b = conversion_factors(m, x_bar)
+    return a * x_bar + b * source_velocity_at

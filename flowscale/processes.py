@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from flowscale.convert import bcast, score_from_velocity
+from flowscale.convert import bcast, eps_factors
 from flowscale.interpolants import BETA_MAX, BETA_MIN, Interpolant, LinearInterpolant, VPInterpolant
 
 PROCESS_NAMES = ("linear-ode", "linear-sde", "vp-ode", "vp-sde")
@@ -47,12 +47,14 @@ class Diffusion:
             raise ValueError(f"g_norm must be a finite number >= 0; got {self.norm}")
 
     def g(self, t: torch.Tensor) -> torch.Tensor:
-        shape = {
-            "square": lambda: t**2,
-            "linear": lambda: t.clone(),
-            "constant": lambda: torch.ones_like(t),
-            "sin": lambda: torch.sin(0.5 * math.pi * t),
-        }[self.schedule]()
+        if self.schedule == "square":
+            shape = t**2
+        elif self.schedule == "linear":
+            shape = t.clone()
+        elif self.schedule == "constant":
+            shape = torch.ones_like(t)
+        else:  # sin
+            shape = torch.sin(0.5 * math.pi * t)
         return self.norm * shape
 
 
@@ -88,6 +90,58 @@ def make_process(
     return Process(name, interpolant, kind == "sde", Diffusion(g_schedule, g_norm))
 
 
+@dataclass(frozen=True)
+class StepFactors:
+    """The time-only factors of one step from tau to tau_next, broadcast-ready for states of one dtype: a
+    sampler computes them once per pair of grid times and reuses them at every visit (for a cheap model the
+    scalar arithmetic costs more than the step itself). None fields: the deterministic step has no noise."""
+
+    dt: torch.Tensor
+    eps_x: torch.Tensor | None = None  # eps_hat = eps_x * x - eps_u * u
+    eps_u: torch.Tensor | None = None
+    sigma: torch.Tensor | None = None  # score = -eps_hat / sigma
+    half_g2: torch.Tensor | None = None  # g^2 / 2
+    noise_scale: torch.Tensor | None = None  # g * sqrt(dt)
+
+
+def step_factors(process: Process, tau: torch.Tensor, tau_next: torch.Tensor, like: torch.Tensor) -> StepFactors:
+    """The factors of process_step for states like `like` (tau, tau_next: float64 scalars or [B])."""
+    dt = torch.as_tensor(tau, dtype=torch.float64) - torch.as_tensor(tau_next, dtype=torch.float64)
+    if bool((dt < 0).any()):
+        raise ValueError("process_step integrates toward data: tau_next must not exceed tau")
+    if not process.stochastic or process.diffusion.norm == 0.0:
+        return StepFactors(bcast(dt, like))
+    tau = torch.as_tensor(tau, dtype=torch.float64)
+    g = process.diffusion.g(tau)
+    c = process.interpolant.coeffs(tau)
+    eps_x, eps_u = eps_factors(c, like)
+    return StepFactors(bcast(dt, like), eps_x, eps_u, bcast(c.sigma, like), bcast(0.5 * g**2, like),
+                       bcast(g * torch.sqrt(dt), like))
+
+
+def apply_step(
+    process: Process,
+    f: StepFactors,
+    x: torch.Tensor,
+    u: torch.Tensor,
+    noise: torch.Tensor | None,
+    guide: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """process_step with its factors given (the same arithmetic, in the same order, as score_from_velocity)."""
+    if f.noise_scale is None:
+        if guide is not None:
+            raise ValueError(f"reward guidance enters the SDE drift's score term; {process.name} with g = "
+                             f"{process.diffusion.norm:g} has none")
+        return x - f.dt * u
+    if noise is None:
+        raise ValueError(f"process {process.name} needs noise for its Euler-Maruyama step")
+    score = -(f.eps_x * x - f.eps_u * u) / f.sigma
+    if guide is not None:
+        score = score + guide.to(score.dtype)
+    drift = -u + f.half_g2 * score
+    return x + f.dt * drift + f.noise_scale * noise
+
+
 def process_step(
     process: Process,
     x: torch.Tensor,
@@ -105,20 +159,4 @@ def process_step(
         noise: standard normal like x; required for stochastic processes with g > 0.
         guide: optional [B, ...] term added to the score (DPS: dps * grad_x r(x0_hat)); SDE only.
     """
-    dt = torch.as_tensor(tau, dtype=torch.float64) - torch.as_tensor(tau_next, dtype=torch.float64)
-    if bool((dt < 0).any()):
-        raise ValueError("process_step integrates toward data: tau_next must not exceed tau")
-    if not process.stochastic or process.diffusion.norm == 0.0:
-        if guide is not None:
-            raise ValueError(f"reward guidance enters the SDE drift's score term; {process.name} with g = "
-                             f"{process.diffusion.norm:g} has none")
-        return x - bcast(dt, x) * u
-    if noise is None:
-        raise ValueError(f"process {process.name} needs noise for its Euler-Maruyama step")
-    tau = torch.as_tensor(tau, dtype=torch.float64)
-    g = process.diffusion.g(tau)
-    score = score_from_velocity(x, u, process.interpolant.coeffs(tau))
-    if guide is not None:
-        score = score + guide.to(score.dtype)
-    drift = -u + bcast(0.5 * g**2, x) * score
-    return x + bcast(dt, x) * drift + bcast(g * torch.sqrt(dt), x) * noise
+    return apply_step(process, step_factors(process, tau, tau_next, x), x, u, noise, guide)

@@ -15,16 +15,18 @@ of at most `max_batch` particles is alive at once, and halves the micro-batch wh
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from flowscale.convert import bcast, converted_velocity, snr_matched_map, x0_from_velocity
+from flowscale.convert import bcast, conversion_factors, snr_matched_map, x0_factors
 from flowscale.interpolants import LinearInterpolant
 from flowscale.models import CountedModel, ModelOutOfMemoryError, is_out_of_memory
-from flowscale.processes import Process, process_step
+from flowscale.processes import Process, StepFactors, apply_step, step_factors
 
 _LINEAR = LinearInterpolant()
+MEMO_SIZE = 4096  # cached time factors per sampler (a grid has at most a few thousand times)
 Objective = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # x0_hat -> (values [B], aux [B, ...])
 
 
@@ -35,9 +37,28 @@ def compact_time(tau: torch.Tensor) -> torch.Tensor:
     return tau
 
 
+@dataclass(frozen=True)
+class TimeFactors:
+    """What an evaluation at one process time needs besides the model, broadcast-ready for the states:
+    the model's linear time, the conversion's input scale and output factors (VP processes), and the
+    x0 prediction's factors (x0_hat = x0_u * u - x0_x * x)."""
+
+    t_model: torch.Tensor
+    x0_u: torch.Tensor
+    x0_x: torch.Tensor
+    in_scale: torch.Tensor | None = None  # the model sees x / in_scale
+    conv_x: torch.Tensor | None = None  # u = conv_x * x + conv_u * u_model
+    conv_u: torch.Tensor | None = None
+
+
 class FlowSampler:
     """Args: state_dtype: the dtype of states, noise, velocities and x0 predictions (None: the model's own);
-    bfloat16 reproduces the released code, which keeps its latents and noise in bf16."""
+    bfloat16 reproduces the released code, which keeps its latents and noise in bf16.
+
+    The time-only factors of an evaluation or a step depend on the grid times alone, and a run visits the
+    same few times again and again: they are computed once per time (and dtype) and reused, with the same
+    arithmetic as convert/processes, so a cached factor is bit-identical to a fresh one.
+    """
 
     def __init__(self, model: CountedModel, process: Process, cond: Any, state_dtype: torch.dtype | None = None) -> None:
         self.model = model
@@ -48,6 +69,37 @@ class FlowSampler:
         self.device = inner.device
         self.dtype = state_dtype or inner.dtype
         self.cast = state_dtype is not None  # round every state the engine keeps to this dtype
+        self._memo: dict[tuple, Any] = {}
+
+    def _cached(self, key: tuple, make: Callable[[], Any]) -> Any:
+        value = self._memo.get(key)
+        if value is None:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            value = self._memo[key] = make()
+        return value
+
+    def time_factors(self, tau: torch.Tensor, like: torch.Tensor) -> TimeFactors:
+        """The factors of an evaluation at process time tau (0-dim: cached; [B]: per particle)."""
+        if tau.ndim == 0:
+            return self._cached(("eval", float(tau), like.dtype, like.device, like.ndim),
+                                lambda: self._time_factors(tau, like))
+        return self._time_factors(tau, like)
+
+    def _time_factors(self, tau: torch.Tensor, like: torch.Tensor) -> TimeFactors:
+        x0_u, x0_x = x0_factors(self.process.interpolant.coeffs(tau), like)
+        if not self.process.is_converted:
+            return TimeFactors(tau, x0_u, x0_x)
+        m = snr_matched_map(_LINEAR, self.process.interpolant, tau)
+        conv_x, conv_u = conversion_factors(m, like)
+        return TimeFactors(m.t, x0_u, x0_x, bcast(m.scale, like), conv_x, conv_u)
+
+    def step_factors(self, tau: torch.Tensor, tau_next: torch.Tensor, like: torch.Tensor) -> StepFactors:
+        """The factors of one step from tau to tau_next (both 0-dim: cached)."""
+        if tau.ndim == 0 and tau_next.ndim == 0:
+            return self._cached(("step", float(tau), float(tau_next), like.dtype, like.device, like.ndim),
+                                lambda: step_factors(self.process, tau, tau_next, like))
+        return step_factors(self.process, tau, tau_next, like)
 
     def prior(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """n draws of the starting noise x_1 ~ N(0, I) (also for VP: method.md a.5)."""
@@ -61,14 +113,13 @@ class FlowSampler:
     def evaluate(self, x: torch.Tensor, tau: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(u, x0_hat) at process times tau (float64, scalar or [B]); costs x.shape[0] NFE."""
         n = x.shape[0]
-        tau = compact_time(torch.as_tensor(tau, dtype=torch.float64))
-        if not self.process.is_converted:
-            u = self.model.velocity(x, tau.expand(n), self.cond)
+        f = self.time_factors(compact_time(torch.as_tensor(tau, dtype=torch.float64)), x)
+        if f.in_scale is None:
+            u = self.model.velocity(x, f.t_model.expand(n), self.cond)
         else:
-            m = snr_matched_map(_LINEAR, self.process.interpolant, tau)
-            u_src = self.model.velocity(x / bcast(m.scale, x), m.t.expand(n), self.cond)
-            u = converted_velocity(x, m, u_src)
-        x0 = x0_from_velocity(x, u, self.process.interpolant.coeffs(tau))
+            u_model = self.model.velocity(x / f.in_scale, f.t_model.expand(n), self.cond)
+            u = f.conv_x * x + f.conv_u * u_model  # (in this order: a guided run's gradients sum in a fixed order)
+        x0 = f.x0_u * u - f.x0_x * x
         return (u.to(self.dtype), x0.to(self.dtype)) if self.cast else (u, x0)
 
     def evaluate_guided(
@@ -121,5 +172,7 @@ class FlowSampler:
         """One step of the process from tau to tau_next; draws noise only for stochastic processes.
         `guide` (DPS) is added to the score in the SDE drift."""
         noise = self.noise(tuple(x.shape), generator) if self.process.stochastic else None
-        moved = process_step(self.process, x, u, compact_time(tau), compact_time(tau_next), noise, guide)
+        f = self.step_factors(compact_time(torch.as_tensor(tau, dtype=torch.float64)),
+                              compact_time(torch.as_tensor(tau_next, dtype=torch.float64)), x)
+        moved = apply_step(self.process, f, x, u, noise, guide)
         return moved.to(self.dtype) if self.cast else moved

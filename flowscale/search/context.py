@@ -45,6 +45,7 @@ class Batch:
     ids: torch.Tensor  # int64 [B], unique per evaluated candidate in the run
     step: torch.Tensor  # int64 [B]
     guide: torch.Tensor | None = None  # [B, ...] score guidance (DPS); None when unguided or at the last step
+    at: int | None = None  # the grid index every particle sits at, when they share one (None: not known)
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -53,7 +54,8 @@ class Batch:
         idx = torch.as_tensor(index, dtype=torch.long).reshape(-1)
         on = idx.to(self.x.device)
         guide = None if self.guide is None else self.guide[on]
-        return Batch(self.x[on], self.u[on], self.x0[on], self.reward[idx], self.ids[idx], self.step[idx], guide)
+        return Batch(self.x[on], self.u[on], self.x0[on], self.reward[idx], self.ids[idx], self.step[idx], guide,
+                     self.at)
 
     @staticmethod
     def cat(batches: list[Batch]) -> Batch:
@@ -62,7 +64,8 @@ class Batch:
         # Unguided members (last-step particles, never proposed from) get a zero guide beside guided ones.
         guide = None if not guided else torch.cat(
             [b.guide if b.guide is not None else torch.zeros_like(b.x) for b in batches])
-        return Batch(*fields, guide)
+        shared = {b.at for b in batches}
+        return Batch(*fields, guide, shared.pop() if len(shared) == 1 else None)
 
     def repeat(self, k: int) -> Batch:
         """Each particle k times in a row: [a, a, b, b] for k = 2 (children of one parent are contiguous)."""
@@ -89,11 +92,13 @@ class Ledger:
         if self.used + n > self.budget:
             raise BudgetExceededError(f"{self.used} + {n} NFE would exceed the budget of {self.budget}")
 
-    def charge(self, steps: torch.Tensor, rewards: torch.Tensor) -> None:
+    def charge(self, steps: torch.Tensor, rewards: torch.Tensor, at: int | None = None) -> None:
+        """Charge one NFE per particle at its grid index (`at`: the index they all share, when known)."""
         self.reserve(steps.numel())
-        first, last = int(steps[0]), int(steps[-1])
-        if first == last and bool((steps == first).all()):  # the usual batch: every particle at one time
-            self.nfe_per_step[first] += steps.numel()
+        if at is not None:
+            self.nfe_per_step[at] += steps.numel()
+        elif int(steps[0]) == int(steps[-1]) and bool((steps == steps[0]).all()):  # every particle at one time
+            self.nfe_per_step[int(steps[0])] += steps.numel()
         else:
             for k, n in zip(*torch.unique(steps, return_counts=True), strict=True):
                 self.nfe_per_step[int(k)] += int(n)
@@ -166,35 +171,39 @@ class SearchContext:
     def evaluate(self, x: torch.Tensor, step: int | torch.Tensor, parents: torch.Tensor | None = None) -> Batch:
         """Evaluate particles x sitting at grid index step (scalar or [B]); costs len(x) NFE."""
         n = x.shape[0]
-        steps = torch.as_tensor(step, dtype=torch.long).expand(n).clone()
+        at = int(step) if isinstance(step, int) or torch.as_tensor(step).ndim == 0 else None
+        steps = (torch.full((n,), at, dtype=torch.long) if at is not None
+                 else torch.as_tensor(step, dtype=torch.long).expand(n).clone())
         self.ledger.reserve(n)  # before the model runs: a method bug must not spend past the budget
+        # One shared time is a 0-dim tau: the sampler's cached factors, and no per-particle time to gather.
+        tau = self.grid[at] if at is not None else self.grid[steps]
+        last = self.steps - 1
         guide = None
-        if self.guidance and bool((steps < self.steps - 1).any()):
-            u, x0, decoded, reward, guide = self._guided(x, self.grid[steps])
+        if self.guidance and (at < last if at is not None else bool((steps < last).any())):
+            u, x0, decoded, reward, guide = self._guided(x, tau)
         else:
-            u, x0 = self.sampler.evaluate(x, self.grid[steps])
+            u, x0 = self.sampler.evaluate(x, tau)
             start = time.perf_counter()
             decoded = self.decode(x0)
             reward = self.reward(decoded)
             self.reward_time_s += time.perf_counter() - start
         ids = torch.arange(self._next_id, self._next_id + n)
         self._next_id += n
-        self.ledger.charge(steps, reward)
-        batch = Batch(x, u, x0, reward, ids, steps, guide)
+        self.ledger.charge(steps, reward, at)
+        batch = Batch(x, u, x0, reward, ids, steps, guide, at)
         # Per-particle detail for the first `width` particles of an event, and only while the run's detail
         # budget lasts (the last step's candidates, the run's result, are always traced): records stay small
         # and cheap to build; the summaries cover every particle.
-        last_step = bool((steps == self.steps - 1).all())
+        last_step = at == last if at is not None else bool((steps == last).all())
         traced = min(n, self.width) if last_step else min(n, self.width, self.detail_left)
         self.detail_left -= 0 if last_step else traced
         shown = slice(0, traced)
         payload: dict[str, Any] = {"n": n}
         if traced:
-            parents = parents if parents is not None else torch.full((n,), -1)
             payload.update({
-                "t": self.grid[steps[shown]].tolist(),
+                "t": [self.grid_list[at]] * traced if at is not None else self.grid[steps[shown]].tolist(),
                 "ids": ids[shown].tolist(),
-                "parents": parents[shown].tolist(),
+                "parents": parents[shown].tolist() if parents is not None else [-1] * traced,
                 "states": self.project(x[shown]).tolist(),
                 "x0": self.project(x0[shown]).tolist(),
                 "rewards": reward[shown].tolist(),
@@ -203,7 +212,7 @@ class SearchContext:
             self.summarised += 1
         self.narrowed += int(0 < traced < n)
         payload.update(reward_max=float(reward.max()), reward_mean=float(reward.mean()))
-        if bool((steps[shown] != steps[0]).any()):  # chains at different times in one batch (RBF)
+        if at is None and bool((steps[shown] != steps[0]).any()):  # chains at different times in one batch (RBF)
             payload["steps"] = steps[shown].tolist()
         if self.previews is not None and traced:
             start = time.perf_counter()
@@ -213,7 +222,7 @@ class SearchContext:
                                     else self.previews(decoded[shown]))
             self.preview_time_s += time.perf_counter() - start
         payload["_books"] = self.books()
-        self._pending.append(Event("candidates", int(steps.max()), self.ledger.used, payload))
+        self._pending.append(Event("candidates", at if at is not None else int(steps.max()), self.ledger.used, payload))
         return batch
 
     def _guided(self, x: torch.Tensor, tau: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -236,11 +245,15 @@ class SearchContext:
 
     def propose(self, batch: Batch) -> torch.Tensor:
         """Move every particle one step down its grid (step -> step + 1); no NFE."""
-        if bool((batch.step >= self.steps - 1).any()):
-            raise RuntimeError("cannot step past the last evaluation time")
-        return self.sampler.propose(
-            batch.x, batch.u, self.grid[batch.step], self.grid[batch.step + 1], self.generator, batch.guide
-        )
+        if batch.at is not None:  # one shared time: 0-dim times, the sampler's cached step factors
+            if batch.at >= self.steps - 1:
+                raise RuntimeError("cannot step past the last evaluation time")
+            tau, tau_next = self.grid[batch.at], self.grid[batch.at + 1]
+        else:
+            if bool((batch.step >= self.steps - 1).any()):
+                raise RuntimeError("cannot step past the last evaluation time")
+            tau, tau_next = self.grid[batch.step], self.grid[batch.step + 1]
+        return self.sampler.propose(batch.x, batch.u, tau, tau_next, self.generator, batch.guide)
 
     # --- events ------------------------------------------------------------------------------------
     def event(self, kind: str, step: int, **data: Any) -> None:

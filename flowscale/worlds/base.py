@@ -47,7 +47,10 @@ class Reward:
     def _checked(self, samples: torch.Tensor, keep_graph: bool) -> torch.Tensor:
         try:
             values = torch.as_tensor(self.fn(samples))
-            values = (values if keep_graph else values.detach()).to("cpu", torch.float64).reshape(-1)
+            values = values if keep_graph else values.detach()
+            if values.dtype != torch.float64 or values.device.type != "cpu":
+                values = values.to("cpu", torch.float64)
+            values = values.reshape(-1)
         except Exception as exc:  # a third-party reward model may raise anything
             raise RewardError(f"reward '{self.name}' failed: {type(exc).__name__}: {exc}") from exc
         if values.shape[0] != samples.shape[0]:

@@ -173,7 +173,15 @@ def make_reward(spec: str, mixture: GaussianMixture) -> Reward:
     if kind == "point":
         px, py = parse_point(spec)
         target = torch.tensor([px, py], dtype=torch.float64)
-        return Reward(spec, lambda x: -((x.to(torch.float64) - target) ** 2).sum(-1), differentiable=True)
+
+        def point(x: torch.Tensor) -> torch.Tensor:
+            d = x.to(torch.float64) - target
+            d = d * d
+            # = -(d**2).sum(-1) bit for bit (two non-negative terms), without a reduction over a 2-wide dim,
+            # which costs torch more than the rest of the reward
+            return -(d[..., 0] + d[..., 1])
+
+        return Reward(spec, point, differentiable=True)
     if kind == "region":
         x0, y0, x1, y1 = _numbers(spec, "region", 4)
         lo = torch.tensor([min(x0, x1), min(y0, y1)], dtype=torch.float64)

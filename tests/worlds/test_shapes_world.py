@@ -290,7 +290,7 @@ def test_guidance_raises_the_reward_it_follows(reward):
     assert sum(guided.rewards) / len(guided.rewards) > sum(plain.rewards) / len(plain.rewards)
 
 
-def test_template_ious_equal_a_direct_computation_on_random_components():
+def test_template_ious_equal_a_direct_computation_on_random_components(monkeypatch):
     """The cached-grid template fit gives exactly the IoUs of the plain computation (pad, grid, compare)."""
     def direct(mask):
         m = np.pad(mask, 4)
@@ -305,8 +305,40 @@ def test_template_ious_equal_a_direct_computation_on_random_components():
         return {k: float((m & t).sum() / (m | t).sum()) for k, t in shapes.items()}
 
     rng = np.random.default_rng(0)
+    masks = []
     for _ in range(200):
         h, w = rng.integers(3, 14, size=2)
         mask = rng.random((h, w)) < rng.uniform(0.3, 0.95)
         mask[h // 2, w // 2] = True
         assert detector.template_ious(mask) == direct(mask)
+        masks.append(mask)
+    # All at once, as the detector fits a reward call's components (boxes of different sizes in one array),
+    # and in chunks of a few components.
+    pixels = [np.nonzero(m) for m in masks]
+    args = (np.array([m.shape[0] for m in masks]), np.array([m.shape[1] for m in masks]),
+            np.concatenate([np.full(len(ys), i) for i, (ys, _) in enumerate(pixels)]),
+            np.concatenate([ys for ys, _ in pixels]), np.concatenate([xs for _, xs in pixels]))
+    expected = [list(direct(m).values()) for m in masks]
+    assert detector.fit_templates(*args).tolist() == expected
+    monkeypatch.setattr(detector, "CHUNK_PIXELS", 1000)
+    assert detector.fit_templates(*args).tolist() == expected
+
+
+def test_segment_equals_the_direct_nearest_colour_rule():
+    """Plane-by-plane segmentation gives exactly the labels of the one-array rule (argmin over the palette of
+    the RGB distance, then the radius), on random, saturated, tied and non-finite pixels."""
+    def direct(images):
+        x = np.moveaxis(images, 1, -1)
+        dist = np.sqrt(((x[..., None, :] - detector._PALETTE) ** 2).sum(-1))
+        nearest = dist.argmin(axis=-1)
+        confident = np.take_along_axis(dist, nearest[..., None], axis=-1)[..., 0] <= detector.COLOUR_RADIUS
+        return np.where(confident, nearest, 0)
+
+    rng = np.random.default_rng(3)
+    x = rng.random((12, 3, 16, 16)).astype(np.float32)
+    x[1] = (x[1] > 0.5).astype(np.float32)
+    x[2] = ((detector._PALETTE[1] + detector._PALETTE[2]) / 2)[:, None, None]  # equidistant from two colours
+    x[3, 0, :4] = np.nan
+    x[4, :, 4:8] = np.inf
+    x[5] = detector._PALETTE[3][:, None, None] + rng.normal(0, 0.3, (3, 16, 16)).astype(np.float32)
+    assert np.array_equal(detector.segment(x), direct(x))

@@ -17,8 +17,6 @@ Rewards take decoded images [B, 3, H, W] in [0, 1] (the engine's format) and a t
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 from scipy import ndimage
@@ -32,19 +30,27 @@ _PALETTE = np.asarray([BACKGROUND] + [RGB[c] for c in COLOURS], dtype=np.float32
 
 def segment(images: np.ndarray) -> np.ndarray:
     """Per-pixel labels [B, H, W]: 0 background/unsure, k = 1..4 for COLOURS[k - 1]. images: [B, 3, H, W]."""
-    x = np.moveaxis(np.asarray(images, dtype=np.float32), 1, -1)  # [B, H, W, 3]
-    dist = np.sqrt(((x[..., None, :] - _PALETTE) ** 2).sum(-1))  # [B, H, W, 5]
-    nearest = dist.argmin(axis=-1)
-    confident = np.take_along_axis(dist, nearest[..., None], axis=-1)[..., 0] <= COLOUR_RADIUS
-    return np.where(confident, nearest, 0)
+    x = np.asarray(images, dtype=np.float32)
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    # Distance to each palette colour on whole colour planes, summed (r + g) + b as a sum over RGB is: the same
+    # float32 values as one [B, H, W, 5, 3] array, without its copies. The nearest colour is the first of equal
+    # distances, as argmin's; a non-finite pixel is far from every colour either way.
+    nearest = np.zeros(r.shape, dtype=np.int64)
+    best = None
+    for k, p in enumerate(_PALETTE):
+        d = np.sqrt((r - p[0]) ** 2 + (g - p[1]) ** 2 + (b - p[2]) ** 2)
+        if best is None:
+            best = d
+            continue
+        closer = d < best
+        nearest[closer] = k
+        best = np.where(closer, d, best)
+    return np.where(best <= COLOUR_RADIUS, nearest, 0)
 
 
-@functools.cache
-def _centres(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel-centre coordinates (y, x) of an h x w box, read-only and shared (a reward call meets few sizes)."""
-    yy, xx = np.mgrid[0:h, 0:w] + 0.5
-    yy.flags.writeable = xx.flags.writeable = False
-    return yy, xx
+TEMPLATES = ("circle", "square", "triangle")  # in this order: the first of equal IoUs wins
+PAD = 4  # pixels of empty border around a component's bounding box where the templates are fitted
+CHUNK_PIXELS = 2_000_000  # box pixels per vectorised fit (bounds the memory of one chunk of components)
 
 
 def template_ious(mask: np.ndarray) -> dict[str, float]:
@@ -52,23 +58,67 @@ def template_ious(mask: np.ndarray) -> dict[str, float]:
 
     mask: boolean component mask cropped to its bounding box. The templates are fitted from the area A
     and the centroid only (circle radius sqrt(A / pi), square side sqrt(A), upward triangle side
-    sqrt(2 A) with its centroid 2/3 of the way down), so a few stray or missing edge pixels barely move
-    them; this is what keeps the shape call stable on the ragged objects a model draws.
+    sqrt(2 A) with its centroid 2/3 of the way down), on the box padded by PAD pixels, so a few stray or
+    missing edge pixels barely move them; this is what keeps the shape call stable on the ragged objects a
+    model draws.
     """
-    pad = 4
-    m = np.zeros((mask.shape[0] + 2 * pad, mask.shape[1] + 2 * pad), dtype=bool)
-    m[pad:-pad, pad:-pad] = mask
-    yy, xx = _centres(*m.shape)
-    area = float(m.sum())
-    cy, cx = yy[m].mean(), xx[m].mean()
-    side, tri = np.sqrt(area), np.sqrt(2.0 * area)
+    ys, xs = np.nonzero(mask)
+    ious = fit_templates(np.array([mask.shape[0]]), np.array([mask.shape[1]]), np.zeros(len(ys), dtype=np.int64), ys, xs)
+    return {k: float(v) for k, v in zip(TEMPLATES, ious[0], strict=True)}
+
+
+def fit_templates(heights: np.ndarray, widths: np.ndarray, comp: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """IoUs [C, 3] (TEMPLATES order) of C components at once: component c has an h x w bounding box and the
+    pixels i with comp[i] = c at (ys[i], xs[i]) inside it. The same arithmetic as fitting one padded mask at
+    a time, element for element, so the IoUs are equal bit for bit (centroids: sums of half-integers are
+    exact in any order; template and overlap sizes are integer counts).
+    """
+    c_all = len(heights)
+    out = np.empty((c_all, len(TEMPLATES)))
+    box = (heights + 2 * PAD) * (widths + 2 * PAD)
+    lo = 0
+    while lo < c_all:  # chunks of components whose padded boxes hold at most CHUNK_PIXELS (at least one)
+        hi = lo + max(1, int(np.searchsorted(np.cumsum(box[lo:]), CHUNK_PIXELS, side="right")))
+        keep = (comp >= lo) & (comp < hi)
+        out[lo:hi] = _fit_chunk(heights[lo:hi] + 2 * PAD, widths[lo:hi] + 2 * PAD, comp[keep] - lo,
+                                ys[keep] + PAD, xs[keep] + PAD)
+        lo = hi
+    return out
+
+
+def _fit_chunk(hp: np.ndarray, wp: np.ndarray, comp: np.ndarray, py: np.ndarray, px: np.ndarray) -> np.ndarray:
+    c = len(hp)
+    area = np.bincount(comp, minlength=c)
+    fy, fx = py + 0.5, px + 0.5  # pixel centres in the padded box
+    cy = np.bincount(comp, weights=fy, minlength=c) / area
+    cx = np.bincount(comp, weights=fx, minlength=c) / area
+    a = area.astype(np.float64)
+    side, tri = np.sqrt(a), np.sqrt(2.0 * a)
     apex = cy - 2.0 * tri / 3.0
-    templates = {
-        "circle": (xx - cx) ** 2 + (yy - cy) ** 2 <= area / np.pi,
-        "square": (np.abs(xx - cx) <= side / 2) & (np.abs(yy - cy) <= side / 2),
-        "triangle": (yy >= apex) & (yy <= apex + tri) & (np.abs(xx - cx) <= (yy - apex) / 2),
-    }
-    return {k: float((m & t).sum() / (m | t).sum()) for k, t in templates.items()}
+    half, r2, bottom = side / 2, a / np.pi, apex + tri
+    # Each template's pixel count over each padded box (the box's rows x columns; cells past a box masked off).
+    rows = np.arange(int(hp.max())) + 0.5
+    cols = np.arange(int(wp.max())) + 0.5
+    row_in = rows[None] < hp[:, None]
+    col_in = cols[None] < wp[:, None]
+    dy, dx = rows[None] - cy[:, None], cols[None] - cx[:, None]
+    adx = np.abs(dx)
+    circle = (dx[:, None, :] ** 2 + dy[:, :, None] ** 2 <= r2[:, None, None]) & row_in[:, :, None] & col_in[:, None, :]
+    square_x = ((adx <= half[:, None]) & col_in).sum(1)
+    square_y = ((np.abs(dy) <= half[:, None]) & row_in).sum(1)
+    tri_rows = (rows[None] >= apex[:, None]) & (rows[None] <= bottom[:, None]) & row_in
+    triangle = (adx[:, None, :] <= ((rows[None] - apex[:, None]) / 2)[:, :, None]) & tri_rows[:, :, None] & col_in[:, None, :]
+    sizes = np.stack([circle.sum((1, 2)), square_x * square_y, triangle.sum((1, 2))], axis=1)
+    # Each template's overlap with the component: the template's test at the component's own pixels.
+    ddx = fx - cx[comp]
+    ddy = fy - cy[comp]
+    inside = (
+        ddx**2 + ddy**2 <= r2[comp],
+        (np.abs(ddx) <= half[comp]) & (np.abs(ddy) <= half[comp]),
+        (fy >= apex[comp]) & (fy <= bottom[comp]) & (np.abs(ddx) <= (fy - apex[comp]) / 2),
+    )
+    overlap = np.stack([np.bincount(comp[t], minlength=c) for t in inside], axis=1)
+    return overlap / (area[:, None] + sizes - overlap)
 
 
 def classify_component(mask: np.ndarray) -> str:
@@ -85,7 +135,8 @@ _STRUCTURE[1] = ndimage.generate_binary_structure(2, 1)
 def detect_objects_batch(images: torch.Tensor | np.ndarray) -> list[list[tuple[str, str, float, float, int]]]:
     """Objects per image of images [B, 3, H, W] in [0, 1]: [[(colour, shape, cx, cy, area)], ...].
 
-    One ndimage.label call labels every (image, colour) plane at once.
+    One ndimage.label call labels every (image, colour) plane at once, and one vectorised template fit
+    classifies every component that is not noise.
     """
     x = _as_numpy_batch(images)
     labels = segment(x)  # [B, H, W]
@@ -93,16 +144,28 @@ def detect_objects_batch(images: torch.Tensor | np.ndarray) -> list[list[tuple[s
     b, n_col, h, w = planes.shape
     comp, n = ndimage.label(planes.reshape(b * n_col, h, w), structure=_STRUCTURE)
     areas = np.bincount(comp.ravel(), minlength=n + 1)  # every label's pixel count at once
+    boxes = [(j, sl) for j, sl in enumerate(ndimage.find_objects(comp), start=1)
+             if sl is not None and areas[j] >= MIN_AREA]  # noise: skipped before any per-component work
     found: list[list] = [[] for _ in range(b)]
-    for j, sl in enumerate(ndimage.find_objects(comp), start=1):
-        if sl is None or areas[j] < MIN_AREA:  # noise: skipped before any per-component work
-            continue
-        mask = comp[sl][0] == j
-        area = int(areas[j])
+    if not boxes:
+        return found
+    index = np.full(n + 1, -1)
+    index[[j for j, _ in boxes]] = np.arange(len(boxes))
+    top = np.array([sl[1].start for _, sl in boxes])
+    left = np.array([sl[2].start for _, sl in boxes])
+    flat = comp.ravel()
+    pos = np.flatnonzero(flat)  # every labelled pixel, then those of kept components
+    which = index[flat[pos]]
+    pos, which = pos[which >= 0], which[which >= 0]
+    py, px = (pos // w) % h, pos % w
+    heights = np.array([sl[1].stop - sl[1].start for _, sl in boxes])
+    widths = np.array([sl[2].stop - sl[2].start for _, sl in boxes])
+    shapes = fit_templates(heights, widths, which, py - top[which], px - left[which]).argmax(1)
+    for (j, sl), shape in zip(boxes, shapes, strict=True):
         plane = sl[0].start
         cy = (sl[1].start + sl[1].stop) / 2.0
         cx = (sl[2].start + sl[2].stop) / 2.0
-        found[plane // n_col].append((COLOURS[plane % n_col], classify_component(mask), cx, cy, area))
+        found[plane // n_col].append((COLOURS[plane % n_col], TEMPLATES[shape], cx, cy, int(areas[j])))
     return found
 
 
