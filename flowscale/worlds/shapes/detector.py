@@ -142,30 +142,28 @@ def detect_objects_batch(images: torch.Tensor | np.ndarray) -> list[list[tuple[s
     labels = segment(x)  # [B, H, W]
     planes = labels[:, None] == np.arange(1, len(COLOURS) + 1)[None, :, None, None]  # [B, 4, H, W]
     b, n_col, h, w = planes.shape
-    comp, n = ndimage.label(planes.reshape(b * n_col, h, w), structure=_STRUCTURE)
+    comp, n = ndimage.label(planes.reshape(b * n_col, h, w), structure=_STRUCTURE, output=np.intp)
     areas = np.bincount(comp.ravel(), minlength=n + 1)  # every label's pixel count at once
-    boxes = [(j, sl) for j, sl in enumerate(ndimage.find_objects(comp), start=1)
-             if sl is not None and areas[j] >= MIN_AREA]  # noise: skipped before any per-component work
     found: list[list] = [[] for _ in range(b)]
-    if not boxes:
+    labels_kept = np.flatnonzero(areas[1:] >= MIN_AREA) + 1  # noise: skipped before any per-component work
+    if not len(labels_kept):
         return found
+    slices = ndimage.find_objects(comp)
+    # [plane, top, bottom, left, right] of every kept component, in label order
+    boxes = np.array([[sl.start, sl.stop] for j in labels_kept.tolist() for sl in slices[j - 1]]).reshape(-1, 6)
+    plane, top, bottom, left, right = boxes[:, 0], boxes[:, 2], boxes[:, 3], boxes[:, 4], boxes[:, 5]
     index = np.full(n + 1, -1)
-    index[[j for j, _ in boxes]] = np.arange(len(boxes))
-    top = np.array([sl[1].start for _, sl in boxes])
-    left = np.array([sl[2].start for _, sl in boxes])
+    index[labels_kept] = np.arange(len(labels_kept))
     flat = comp.ravel()
     pos = np.flatnonzero(flat)  # every labelled pixel, then those of kept components
     which = index[flat[pos]]
     pos, which = pos[which >= 0], which[which >= 0]
     py, px = (pos // w) % h, pos % w
-    heights = np.array([sl[1].stop - sl[1].start for _, sl in boxes])
-    widths = np.array([sl[2].stop - sl[2].start for _, sl in boxes])
-    shapes = fit_templates(heights, widths, which, py - top[which], px - left[which]).argmax(1)
-    for (j, sl), shape in zip(boxes, shapes, strict=True):
-        plane = sl[0].start
-        cy = (sl[1].start + sl[1].stop) / 2.0
-        cx = (sl[2].start + sl[2].stop) / 2.0
-        found[plane // n_col].append((COLOURS[plane % n_col], TEMPLATES[shape], cx, cy, int(areas[j])))
+    shapes = fit_templates(bottom - top, right - left, which, py - top[which], px - left[which]).argmax(1)
+    rows = zip((plane // n_col).tolist(), (plane % n_col).tolist(), shapes.tolist(), ((left + right) / 2.0).tolist(),
+               ((top + bottom) / 2.0).tolist(), areas[labels_kept].tolist(), strict=True)
+    for image, colour, shape, cx, cy, area in rows:
+        found[image].append((COLOURS[colour], TEMPLATES[shape], cx, cy, area))
     return found
 
 
