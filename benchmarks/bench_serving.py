@@ -137,6 +137,33 @@ def app_default_shapes_run() -> tuple[float, float]:
     return alone, beside
 
 
+def compare_batch(nfe: int) -> tuple[float, float, bool]:
+    """The Compare tab's seven Shapes runs at `nfe`: one after another in this process, then in the worker pool
+    (already started, as after the first long comparison or /run request); records equal either way."""
+    from flowscale import RunConfig
+    from flowscale.run import prepare
+    from flowscale.trace import RunRecord
+    from flowscale.ui import workers
+    from flowscale.ui.compare_tab import METHODS
+
+    jobs = []
+    for method in METHODS:
+        cfg = RunConfig(model="shapes", prompt="3 red circles and 2 blue squares", method=method, process="vp-sde",
+                        nfe=nfe, steps=20, seed=0)
+        jobs.append((cfg, prepare(cfg)))
+    os.environ["FLOWSCALE_API_WORKERS"] = "0"
+    start = time.perf_counter()
+    here = dict(workers.run_all(jobs))
+    sequential = time.perf_counter() - start
+    del os.environ["FLOWSCALE_API_WORKERS"]
+    workers._pool()  # started beforehand: its start (about 15 s, once per server) is not the comparison's
+    start = time.perf_counter()
+    pooled = dict(workers.run_all(jobs))
+    parallel = time.perf_counter() - start
+    same = all(RunRecord.from_dict(here[i]).comparable() == RunRecord.from_dict(pooled[i]).comparable() for i in here)
+    return sequential, parallel, same
+
+
 def engine_overhead() -> tuple[float, float, float, float]:
     """wall / model, then wall / (model + reward): the 2-D base run (4096 particles x 100 steps, linear-sde) and
     Shapes BoN (640 NFE)."""
@@ -173,6 +200,9 @@ def main() -> None:
     bon, rbf1, rbf8 = batched_rbf_over_bon(500)
     rows.append(("Shapes RBF 500 NFE rbf.batch=1 over BoN 500 NFE", bon, rbf1, rbf1 / bon, ""))
     rows.append(("Shapes RBF 500 NFE rbf.batch=8 over BoN 500 NFE", bon, rbf8, rbf8 / bon, "<= 1.3"))
+    sequential, parallel, same = compare_batch(500)
+    rows.append((f"Compare tab, 7 Shapes runs at 500 NFE: here one by one, then in the worker pool (records equal: {same})",
+                 sequential, parallel, parallel / sequential, ""))
     alone, beside = app_default_shapes_run()
     rows.append(("app's Shapes example Run (baseline + RBF + BoN), beside a visitor", alone, beside, beside,
                  "<= 10 s"))

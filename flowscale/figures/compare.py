@@ -31,10 +31,11 @@ COMPARE_HEADERS = [
 ]
 
 
-def compare_row(trace: Trace | None, method: str, process: str, note: str = "") -> list[Any]:
-    """One table row from a finished trace; a run that failed (None) keeps its note."""
-    record = trace.record.to_dict() if trace is not None and trace.record is not None else None
-    if record is None:
+def compare_row(run: Trace | dict[str, Any] | None, method: str, process: str, note: str = "") -> list[Any]:
+    """One table row from a finished trace or its saved record (Compare's runs come back from worker processes
+    as records); a run that failed (None) keeps its note."""
+    record = run.record.to_dict() if isinstance(run, Trace) and run.record is not None else run
+    if not isinstance(record, dict):
         return [
             METHOD_LABELS.get(method, method),
             PROCESS_LABELS.get(process, process),

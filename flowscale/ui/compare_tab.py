@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -16,8 +17,8 @@ from flowscale.run import estimate_run, prepare
 from flowscale.search import SEARCH_METHODS
 from flowscale.ui.controls import build_config
 from flowscale.ui.errors import as_gr_error, failed, stopped
+from flowscale.ui import workers
 from flowscale.ui.run_tab import RunTab
-from flowscale.ui.session import Phase, run_phase
 
 METHODS = ("ode", *SEARCH_METHODS)
 
@@ -49,42 +50,49 @@ def build_compare_tab() -> CompareTab:
 
 def compare_ui(tab: CompareTab, run_tab: RunTab, values: dict[Any, Any],
                progress: gr.Progress = gr.Progress()) -> Iterator[dict[Any, Any]]:  # noqa: B008
-    """Every method at the same budget and seed (plus the ODE baseline): a table and bars."""
+    """Every method at the same budget and seed (plus the ODE baseline): a table and bars, a row as each run
+    finishes. The CPU worlds' runs go to the worker processes, as many at once as there are workers (a long
+    comparison on two cores takes about half the time); each run's record is the one it makes alone."""
     v = {run_tab.controls.names[c]: val for c, val in values.items() if c in run_tab.controls.names}
-    rows: list[list[Any]] = []
     try:
         base_cfg = build_config(v)
-        _, world, _ = prepare(base_cfg)  # the world is built once for all the methods
-        ready = {}
+        configs = {m: build_config(v, method=m) for m in METHODS}
+        try:
+            _, world, _ = prepare(base_cfg)  # the world is built once for all the methods
+        except ConfigError:  # the Run tab's method may not fit the budget; the ODE run builds the same world
+            _, world, _ = prepare(configs["ode"])
+        ready: dict[str, Any] = {}
         for method in METHODS:
             try:
-                ready[method] = prepare(build_config(v, method=method), world)
+                ready[method] = prepare(configs[method], world)
             except ConfigError as exc:  # e.g. a budget too small for this method: a row, not a failed comparison
                 ready[method] = exc
-        check_request([(p[0], estimate_run(p)) for p in ready.values() if not isinstance(p, ConfigError)],
-                      *cost.caps())
+        estimates = [(p[0], estimate_run(p)) for p in ready.values() if not isinstance(p, ConfigError)]
+        check_request(estimates, *cost.caps())
     except Exception as exc:  # noqa: BLE001 - any failure becomes a readable message
         yield {tab.status: failed()}
         raise as_gr_error(exc) from None
     names = (world.reward.name, world.heldout.name if world.heldout is not None else "held-out")
-    for i, method in enumerate(METHODS):
-        label = figures.label(method, base_cfg.process)
-        progress((i, len(METHODS)), desc=f"running {label}", unit="methods")
-        yield {tab.status: f"**Running** · {label} ({i + 1} of {len(METHODS)})…"}
-        try:
-            if isinstance(ready[method], ConfigError):
-                raise ready[method]
-            phase = Phase("method", ready[method][0])
-            for _ in run_phase(phase, world, ready[method]):
-                pass
-            rows.append(figures.compare_row(phase.trace, method, phase.cfg.process))
-        except ConfigError as exc:  # e.g. a budget too small for this method: a row, not a failed comparison
-            rows.append(figures.compare_row(None, method, base_cfg.process, note=str(exc)))
-        except Exception as exc:  # noqa: BLE001 - any failure becomes a readable message
-            yield {tab.status: failed()}
-            raise as_gr_error(exc) from None
-        yield {tab.table: rows, tab.plot: figures.compare_figure(rows, *names)}
-    yield {tab.status: f"**Done** · compared {len(METHODS)} runs at {base_cfg.nfe} NFE, seed {base_cfg.seed}."}
+    runnable = [m for m in METHODS if not isinstance(ready[m], ConfigError)]
+    rows = {m: figures.compare_row(None, m, base_cfg.process, note=str(ready[m])) for m in METHODS if m not in runnable}
+    jobs = [(configs[m], ready[m]) for m in runnable]
+    yield {tab.status: f"**Running** · {len(runnable)} runs…"}
+    with contextlib.closing(workers.run_all(jobs)) as results:  # Stop closes this generator, and so the runs
+        for done, (i, result) in enumerate(results, start=1):
+            method = runnable[i]
+            progress((done, len(runnable)), desc=f"{figures.label(method, base_cfg.process)} done", unit="methods")
+            if isinstance(result, ConfigError):  # found only as it ran: a row, not a failed comparison
+                rows[method] = figures.compare_row(None, method, base_cfg.process, note=str(result))
+            elif isinstance(result, Exception):
+                yield {tab.status: failed()}
+                raise as_gr_error(result) from None
+            else:
+                rows[method] = figures.compare_row(result, method, base_cfg.process)
+            table = [rows[m] for m in METHODS if m in rows]  # in the methods' order, whichever finished first
+            yield {tab.status: f"**Running** · {done} of {len(runnable)} runs done…", tab.table: table,
+                   tab.plot: figures.compare_figure(table, *names)}
+    yield {tab.status: f"**Done** · compared {len(METHODS)} runs at {base_cfg.nfe} NFE, seed {base_cfg.seed}.",
+           tab.table: [rows[m] for m in METHODS], tab.plot: figures.compare_figure([rows[m] for m in METHODS], *names)}
 
 
 def wire_compare_tab(tab: CompareTab, run_tab: RunTab) -> None:

@@ -18,16 +18,17 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from multiprocessing.managers import SyncManager
 from typing import Any
 
 from flowscale.catalog import needs_gpu
 from flowscale.config import ConfigError, RunConfig
-from flowscale.run import Prepared, RunFailed, prepare
+from flowscale.run import Prepared, RunFailed, estimate_run, prepare
 from flowscale.ui.session import Phase, run_phase
 
 API_EVERY_S = 0.1  # progress period
+POOL_WORTH_S = 30.0  # estimated seconds of a batch of runs for which starting the pool (about 15 s, once) pays
 Update = tuple[dict, "dict | None"]  # (status, record when done)
 
 _LOCK = threading.Lock()
@@ -96,6 +97,58 @@ def stream(cfg: RunConfig, prepared: Prepared) -> Iterator[Update]:
         with contextlib.suppress(OSError, EOFError):  # the manager is gone with a broken pool
             stop.set()  # a client that went away stops its run within one step
         future.cancel()
+
+
+def pool_started() -> bool:
+    return bool(_POOL)
+
+
+def run_all(jobs: list[tuple[RunConfig, Prepared]]) -> Iterator[tuple[int, Any]]:
+    """(index, saved record or the exception that ended it) of each job as it finishes (Compare's runs).
+
+    CPU worlds run in the worker pool, as many at once as it has workers and the longest estimated first (the
+    batch then ends soonest), when the pool is up or the jobs' estimated seconds make starting it worth it;
+    anything else runs here, one job after another. Records do not depend on where a job runs. Closing the
+    iterator stops what is running within one step and drops what has not started.
+    """
+    seconds = [estimate_run(prepared).seconds for _, prepared in jobs]
+    parallel = bool(jobs) and in_worker(jobs[0][0]) and (pool_started() or sum(seconds) >= POOL_WORTH_S)
+    if not parallel:
+        for i, (cfg, prepared) in enumerate(jobs):
+            try:
+                yield i, _last_record(run_updates(cfg, prepared), None)
+            except Exception as exc:  # noqa: BLE001 - the caller shows it in the job's row
+                yield i, exc
+        return
+    stop = threading.Event()
+    executor = ThreadPoolExecutor(worker_count(), thread_name_prefix="flowscale-compare")
+    order = sorted(range(len(jobs)), key=lambda i: -seconds[i])
+    futures = {executor.submit(_last_record, stream(*jobs[i]), stop): i for i in order}
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=futures.__getitem__):
+                exc = future.exception()
+                yield futures[future], future.result() if exc is None else exc
+    finally:
+        stop.set()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _last_record(updates: Iterator[Update], stop: threading.Event | None) -> dict[str, Any]:
+    """Drain a run's updates to its saved record; a set `stop` ends it (closing the updates stops the run)."""
+    try:
+        for _, record in updates:
+            if record is not None:
+                return record
+            if stop is not None and stop.is_set():
+                raise RuntimeError("stopped")
+        raise RuntimeError("the run ended without a record")
+    finally:
+        close = getattr(updates, "close", None)
+        if close is not None:
+            close()
 
 
 def _pool() -> tuple[ProcessPoolExecutor, Any]:

@@ -208,6 +208,7 @@ def test_compare_table_and_bars(real_runs):
     rows = [figures.compare_row(real_runs[m], m, "linear-sde") for m in SEARCH_METHODS]
     rows.append(figures.compare_row(None, "ode", "linear-ode", note="skipped"))
     assert rows[0][:2] == ["BoN", "Linear-SDE"] and rows[0][4] == real_runs["bon"].record.nfe_used
+    assert figures.compare_row(real_runs["bon"].record.saved(), "bon", "linear-sde") == rows[0]  # a worker's record
     fig = figures.compare_figure(rows, "point:-2,2", "logp")
     assert title(fig) == "<b>All methods at the same budget and seed</b>"
     assert list(fig.data[0].x) == [figures.METHOD_LABELS[m] for m in SEARCH_METHODS]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from flowscale import ConfigError, RunConfig
+from flowscale import ConfigError, RunConfig, figures, run
 from flowscale.catalog import MODEL_NAMES
 from flowscale.trace import RUNTIME_KEYS as TIMING
 from flowscale.ui import controls, models, records
@@ -211,3 +211,22 @@ def test_unavailable_models_get_a_reason_not_a_crash():
     assert "toy3d" in models.model_status("toy3d")
     for model in MODEL_NAMES:
         assert models.status_markdown(model).startswith(("✓", "⚠"))
+
+
+def test_compare_fills_a_row_per_method_in_order_and_notes_what_cannot_fit():
+    from flowscale.ui.compare_tab import METHODS, CompareTab, compare_ui
+
+    # 30 NFE over 25 steps: too little for RBF (the Run tab's own method) and some others, a note each
+    values = ui_values(nfe=30, steps=25)
+    tab = CompareTab(*(f.name for f in dataclasses.fields(CompareTab)))
+    run_tab = RunTab(Controls(names={k: k for k in values}), fake_tab().results)
+    updates = list(compare_ui(tab, run_tab, values, progress=lambda *a, **k: None))
+    assert updates[-1]["status"].startswith("**Done**")
+    rows = updates[-1]["table"]
+    assert [r[0] for r in rows] == [figures.METHOD_LABELS.get(m, m) for m in METHODS]
+    ran = {r[0]: r for r in rows if r[4] is not None}
+    assert {"ODE baseline", "BoN", "SMC"} <= set(ran) and all(r[4] <= 30 for r in ran.values())
+    notes = {r[0]: r[7] for r in rows if r[4] is None}
+    assert "RBF" in notes and all("nfe" in n for n in notes.values())  # a method that could not run says why
+    solo = run(controls.build_config(values, method="bon")).record
+    assert ran["BoN"][2] == float(f"{solo.final_reward:.4g}")  # the row is the record of the run made alone

@@ -1,5 +1,7 @@
 """/run in worker processes: the same updates and record as in the app process, and a closed request stops."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -110,3 +112,49 @@ def test_a_worker_that_dies_fails_its_request_and_the_next_request_gets_a_new_po
             pass
     small = RunConfig(method="bon", process="linear-sde", nfe=100, seed=1)
     assert list(workers.stream(small, prepare(small)))[-1][0]["nfe_spent"] == 100
+
+
+def compare_jobs(model: str, nfe: int, methods=("bon", "smc", "rbf", "ode")) -> list:
+    extra = {"prompt": "2 red circles", "steps": 10} if model == "shapes" else {}
+    configs = [RunConfig(model=model, method=m, process="vp-sde", nfe=nfe, seed=3, **extra) for m in methods]
+    return [(cfg, prepare(cfg)) for cfg in configs]
+
+
+def test_compare_runs_go_to_the_pool_longest_first_with_the_records_of_solo_runs(pool, monkeypatch):
+    jobs = compare_jobs("shapes", 60) + compare_jobs("toy2d", 100, ("sop", "code"))
+    monkeypatch.setattr(workers, "POOL_WORTH_S", 0.0)
+    remote = list(workers.run_all(jobs))
+    assert workers.pool_started() and sorted(i for i, _ in remote) == list(range(len(jobs)))
+    monkeypatch.setenv("FLOWSCALE_API_WORKERS", "0")  # the same jobs in this process, at a worker's thread count
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads_mod.threads_for(2))
+    try:
+        local = dict(workers.run_all(jobs))
+    finally:
+        torch.set_num_threads(threads)
+    for i, record in remote:
+        assert comparable(record) == comparable(local[i]), jobs[i][0].method
+
+
+def test_a_small_comparison_runs_here_while_the_pool_is_down(monkeypatch):
+    workers.shutdown()
+    jobs = compare_jobs("toy2d", 100, ("bon", "smc"))
+    assert all(isinstance(r, dict) for _, r in workers.run_all(jobs))
+    assert not workers.pool_started()  # two short 2-D runs are not worth starting the pool
+
+
+def test_a_comparison_closed_early_stops_its_runs_and_a_failure_comes_back_in_its_row(pool, monkeypatch):
+    import time
+
+    monkeypatch.setattr(workers, "POOL_WORTH_S", 0.0)
+    long = RunConfig(method="rbf", process="vp-sde", nfe=400000, steps=25, seed=0)  # minutes if it ran to the end
+    fine = RunConfig(method="bon", nfe=100, seed=0)
+    broken = dataclasses.replace(fine, params={"bon.n": 10**6})  # refused where it runs, in the worker
+    jobs = [(long, prepare(long)), (broken, prepare(fine))]
+    results = workers.run_all(jobs)
+    index, failure = next(results)  # the broken job fails at once while the long one runs
+    assert index == 1 and isinstance(failure, ConfigError) and failure.field == "bon.n"
+    results.close()
+    start = time.perf_counter()
+    assert all(isinstance(r, dict) for _, r in workers.run_all(compare_jobs("toy2d", 100, ("bon", "smc"))))
+    assert time.perf_counter() - start < 60  # both workers were free again: the long run stopped
