@@ -148,6 +148,7 @@ class SearchContext:
         self.grid = torch.as_tensor(grid, dtype=torch.float64)
         self.grid_list = self.grid.tolist()  # what the trace records; rebuilt only when the grid changes
         self.ledger = Ledger(budget, self.steps)
+        sampler.prefill(self.grid)  # every grid time's factors at once: no scalar work per step
 
     # --- the grid ---------------------------------------------------------------------------------
     def set_grid(self, grid: torch.Tensor) -> None:
@@ -157,6 +158,7 @@ class SearchContext:
         self.grid = torch.as_tensor(grid, dtype=torch.float64)
         self.grid_list = self.grid.tolist()
         self.ledger = Ledger(self.ledger.budget, self.steps)
+        self.sampler.prefill(self.grid)
 
     @property
     def steps(self) -> int:
