@@ -97,16 +97,22 @@ def test_method_help_follows_the_selection(page, shots):
 
 
 def test_stop_ends_a_long_run(page, shots):
+    # A Shapes run: the 2-D world's largest run through the controls (5000 NFE, 200 steps) now ends in a few
+    # seconds, before a Stop can land on a loaded machine, and the record of a finished run is offered.
+    page.locator("#world label:has-text('Shapes')").click()
+    expect(page.locator("#nfe input[type=number]")).to_have_value("100")  # the world's defaults have arrived
     page.locator("#method label:has-text('RBF')").click()
     page.locator("#process label:has-text('VP-SDE')").click()
-    # 10000 small batches: tens of seconds in the browser (5000 NFE finished before a Stop once the engine
-    # got faster, and the record of a finished run is offered)
-    for elem_id, value in (("nfe", "20000"), ("steps", "400")):
+    sizes = (("nfe", "3000"), ("steps", "20"))
+    for elem_id, value in sizes:
         box = page.locator(f"#{elem_id} input[type=number]")
         box.fill(value)
         box.press("Enter")
+    for elem_id, value in sizes:
+        expect(page.locator(f"#{elem_id} input[type=number]")).to_have_value(value)
     page.locator("#run").click()
-    expect(page.locator("#status")).to_contain_text("Running")
+    # the long run itself is under way (baseline 20 + RBF 3000 + BoN 3000 NFE: tens of seconds)
+    expect(page.locator("#status")).to_contain_text("/ 6020 NFE")
     page.locator("#stop").click()
     expect(page.locator("#status")).to_contain_text("Stopped")
     page.wait_for_timeout(5000)
