@@ -1,11 +1,13 @@
-"""/run requests of the CPU worlds in worker processes, and the updates one request streams.
+"""/run requests (and the Compare tab's runs) of the CPU worlds in worker processes, and the updates one
+request streams.
 
 Two requests in one app process take turns for the interpreter lock wherever a method does Python work per
 model call (RBF: every candidate), so two at once took 1.63 times as long as one. The 2-D and Shapes worlds
 therefore run /run requests in a pool of CONCURRENCY spawned worker processes (one torch thread each; each
 keeps its own loaded worlds), which stream their updates back through a queue. Text-to-image requests stay
 in the app process: one copy of the weights on the GPU. FLOWSCALE_API_WORKERS=0 runs every request in the
-app process. Results do not depend on where a run happens: every run owns its generator.
+app process. Results do not depend on where a run happens: every run owns its generator. `run_all` sends a
+batch of runs (Compare's seven) to the same pool, as many at once as it has workers.
 """
 
 from __future__ import annotations
