@@ -22,6 +22,7 @@ class View:
     bon: Trace | None = None
     background: dict[str, Any] | None = None
     pinned: int | None = None
+    play_token: int = 0  # Play walks only while this is the value it started with: Latest or a scrub moves it on
 
     @property
     def steps(self) -> list[int]:

@@ -240,6 +240,7 @@ def scrub(r: Results, view: View | None, step: Any, layers: list[str]) -> dict[A
     """The user moved the step scrubber: pin the view at that step and redraw."""
     if view is None or not view.steps:
         return {r.story: figures.step_story(None, None)}
+    view.play_token += 1  # a Play under way stops: the visitor's step wins
     view.pinned = view.clamp(step)
     return draw(r, view, layers, view.pinned)
 
@@ -252,9 +253,16 @@ def play(r: Results, view: View | None, step: Any, layers: list[str]) -> Iterato
     steps = view.steps
     first = view.clamp(step)
     start = 0 if first is None or first >= steps[-1] else first
+    view.play_token += 1
+    token = view.play_token
     for k in [s for s in steps if s >= start]:
+        frame = {**draw(r, view, layers, k), r.scrubber: gr.update(value=k)}
+        # Latest (or a scrub) moved the token on while this frame was drawn or slept: it must not be drawn over.
+        # Gradio's cancel alone stops the walk only at its next yield, which may land after Latest's figure.
+        if view.play_token != token:
+            return
         view.pinned = k
-        yield {**draw(r, view, layers, k), r.scrubber: gr.update(value=k)}
+        yield frame
         time.sleep(PLAY_STEP_S)
 
 
@@ -262,6 +270,7 @@ def latest(r: Results, view: View | None, layers: list[str]) -> dict[Any, Any]:
     """Unpin: follow the run again (or show the finished run whole)."""
     if view is None:
         return {}
+    view.play_token += 1  # a Play under way stops before its next frame
     view.pinned = None
     return {**draw(r, view, layers, None), r.scrubber: scrubber_update(view)}
 

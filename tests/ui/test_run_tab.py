@@ -79,3 +79,18 @@ def test_fuzzed_uploads_are_redrawn_or_refused_with_a_message(record, base, tmp_
         redraw_ui(ReplayTab("upload", "replay", "redraw", "status"), tab, "tabs", str(path), [])
     except gr.Error as exc:
         assert len(str(exc)) < 420 and "Traceback" not in str(exc)
+
+
+def test_latest_or_a_scrub_stops_a_play_under_way(monkeypatch):
+    monkeypatch.setattr("flowscale.ui.run_tab.PLAY_STEP_S", 0.0)
+    tab = fake_tab()
+    view = finished_view(tab, method="bon", process="linear-ode", nfe=60, steps=6)
+    walk = play(tab.results, view, 1, [])
+    assert next(walk)["scrubber"]["value"] == 1
+    back = latest(tab.results, view, [])  # pressed while Play was between frames
+    assert list(walk) == []  # no later frame draws over the finished run
+    assert view.pinned is None and "finished" in back["plot_paths"].layout.title.subtitle.text
+    walk = play(tab.results, view, 1, [])
+    next(walk)
+    scrub(tab.results, view, 4, [])
+    assert list(walk) == [] and view.pinned == 4
