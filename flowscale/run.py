@@ -140,9 +140,7 @@ def prepare(cfg: RunConfig, world: World | None = None) -> Prepared:
         usable = ", ".join(getattr(module, "DIFFERENTIABLE", ())) or "none in this world"
         raise ConfigError("dps", f"reward '{world.reward.name}' is not differentiable, so it cannot guide the SDE; "
                           f"differentiable rewards of {cfg.model}: {usable}")
-    params = method_params(cfg.method, cfg.params)  # with the world's defaults for the method
-    if cfg.method in ("ode", "base"):
-        params = dataclasses.replace(params, particles=cfg.particles)
+    params = _sized_params(cfg)  # with the world's defaults for the method
     calls_of(cfg, params)  # the method's own sizing: a budget it cannot fit is refused here, not mid-run
     return cfg, world, params
 
@@ -153,7 +151,16 @@ def _sized_early(cfg: RunConfig, module: Any) -> tuple[RunConfig, Any] | None:
     defaults = getattr(module, "DEFAULTS", None) or getattr(module, "MODELS", {}).get(cfg.model)
     if defaults is None:
         return None
-    return dataclasses.replace(cfg, **sizes(cfg, defaults)), method_params(cfg.method, cfg.params)
+    sized = dataclasses.replace(cfg, **sizes(cfg, defaults))
+    return sized, _sized_params(sized)
+
+
+def _sized_params(cfg: RunConfig) -> Any:
+    """A sized config's method params; `ode` and `base` carry the config's particle count."""
+    params = method_params(cfg.method, cfg.params)
+    if cfg.method in ("ode", "base"):
+        params = dataclasses.replace(params, particles=cfg.particles)
+    return params
 
 
 def estimate_config(cfg: RunConfig) -> Estimate:
@@ -168,8 +175,6 @@ def estimate_config(cfg: RunConfig) -> Estimate:
         raise ConfigError("model", f"{cfg.model} declares no defaults to size a run from")
     sized, params = early
     validate(sized, world_limits(cfg.model))
-    if cfg.method in ("ode", "base"):
-        params = dataclasses.replace(params, particles=sized.particles)
     return estimate(sized, params, world_cost(cfg.model))
 
 

@@ -92,8 +92,9 @@ class Ledger:
         if self.used + n > self.budget:
             raise BudgetExceededError(f"{self.used} + {n} NFE would exceed the budget of {self.budget}")
 
-    def charge(self, steps: torch.Tensor, rewards: torch.Tensor, at: int | None = None) -> None:
-        """Charge one NFE per particle at its grid index (`at`: the index they all share, when known)."""
+    def charge(self, steps: torch.Tensor, rewards: torch.Tensor, at: int | None = None) -> float:
+        """Charge one NFE per particle at its grid index (`at`: the index they all share, when known); returns
+        the batch's best reward."""
         self.reserve(steps.numel())
         if at is not None:
             self.nfe_per_step[at] += steps.numel()
@@ -102,10 +103,10 @@ class Ledger:
         else:
             for k, n in zip(*torch.unique(steps, return_counts=True), strict=True):
                 self.nfe_per_step[int(k)] += int(n)
-        best = float(rewards.max())
-        if self.best_reward_by_nfe:
-            best = max(best, self.best_reward_by_nfe[-1][1])
+        top = float(rewards.max())
+        best = max(top, self.best_reward_by_nfe[-1][1]) if self.best_reward_by_nfe else top
         self.best_reward_by_nfe.append([self.used, best])
+        return top
 
 
 class SearchContext:
@@ -191,7 +192,7 @@ class SearchContext:
             self.reward_time_s += time.perf_counter() - start
         ids = torch.arange(self._next_id, self._next_id + n)
         self._next_id += n
-        self.ledger.charge(steps, reward, at)
+        top = self.ledger.charge(steps, reward, at)
         batch = Batch(x, u, x0, reward, ids, steps, guide, at)
         # Per-particle detail for the first `width` particles of an event, and only while the run's detail
         # budget lasts (the last step's candidates, the run's result, are always traced): records stay small
@@ -213,7 +214,7 @@ class SearchContext:
         else:
             self.summarised += 1
         self.narrowed += int(0 < traced < n)
-        payload.update(reward_max=float(reward.max()), reward_mean=float(reward.mean()))
+        payload.update(reward_max=top, reward_mean=float(reward.mean()))
         if at is None and bool((steps[shown] != steps[0]).any()):  # chains at different times in one batch (RBF)
             payload["steps"] = steps[shown].tolist()
         if self.previews is not None and traced:

@@ -57,12 +57,11 @@ def compare_ui(tab: CompareTab, run_tab: RunTab, values: dict[Any, Any],
     try:
         base_cfg = build_config(v)
         configs = {m: build_config(v, method=m) for m in METHODS}
-        try:
-            _, world, _ = prepare(base_cfg)  # the world is built once for all the methods
-        except ConfigError:  # the Run tab's method may not fit the budget; the ODE run builds the same world
-            _, world, _ = prepare(configs["ode"])
-        ready: dict[str, Any] = {}
-        for method in METHODS:
+        # The world is built once for all the methods, from the ODE run, which fits any budget (the Run tab's
+        # method may not: it then gets a note in its row like any other)
+        ready: dict[str, Any] = {"ode": prepare(configs["ode"])}
+        world = ready["ode"][1]
+        for method in METHODS[1:]:
             try:
                 ready[method] = prepare(configs[method], world)
             except ConfigError as exc:  # e.g. a budget too small for this method: a row, not a failed comparison
