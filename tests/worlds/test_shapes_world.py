@@ -342,3 +342,43 @@ def test_segment_equals_the_direct_nearest_colour_rule():
     x[4, :, 4:8] = np.inf
     x[5] = detector._PALETTE[3][:, None, None] + rng.normal(0, 0.3, (3, 16, 16)).astype(np.float32)
     assert np.array_equal(detector.segment(x), direct(x))
+
+
+def _components_per_plane(labels: np.ndarray) -> list[tuple]:
+    """The direct rule: label each (image, colour) plane on its own (ndimage.label on the stacked planes), drop
+    components under MIN_AREA, and read each one's plane, box, area and pixels; in label order."""
+    from scipy import ndimage
+
+    planes = labels[:, None] == np.arange(1, 5)[None, :, None, None]
+    b, _, h, w = planes.shape
+    comp, _ = ndimage.label(planes.reshape(b * 4, h, w), structure=detector._STRUCTURE)
+    out = []
+    for j, (sl_plane, sl_y, sl_x) in enumerate(ndimage.find_objects(comp), start=1):
+        pixels = np.argwhere(comp == j)
+        if len(pixels) >= detector.MIN_AREA:
+            out.append((sl_plane.start, sl_y.start, sl_y.stop, sl_x.start, sl_x.stop, len(pixels),
+                        sorted(map(tuple, pixels[:, 1:].tolist()))))
+    return out
+
+
+def test_components_equal_labelling_each_colour_plane_on_its_own():
+    """One foreground labelling (split where colours touch) finds exactly the components of every (image,
+    colour) plane, in ndimage.label's order over the stacked planes: on blocky scenes where colours touch,
+    speckled ones, and batches with no object or only noise."""
+    rng = np.random.default_rng(11)
+    batches = []
+    for block in (1, 2, 3, 5):
+        coarse = rng.integers(0, 5, size=(6, 40 // block + 1, 40 // block + 1))
+        batches.append(np.repeat(np.repeat(coarse, block, 1), block, 2)[:, :40, :40])
+    sparse = rng.integers(0, 5, size=(6, 24, 24)) * (rng.random((6, 24, 24)) < 0.15)
+    batches += [sparse, np.zeros((3, 16, 16), dtype=np.int64), np.where(np.eye(16, dtype=bool), 2, 0)[None]]
+    seen_touching = 0
+    for labels in batches:
+        labels = labels.astype(np.int8)
+        c = detector.components(labels)
+        found = [(int(c.plane[i]), int(c.top[i]), int(c.bottom[i]), int(c.left[i]), int(c.right[i]), int(c.area[i]),
+                  sorted(zip(c.ys[c.which == i].tolist(), c.xs[c.which == i].tolist(), strict=True)))
+                 for i in range(len(c.area))]
+        assert found == _components_per_plane(labels)
+        seen_touching += int(((labels[:, 1:] > 0) & (labels[:, :-1] > 0) & (labels[:, 1:] != labels[:, :-1])).any())
+    assert seen_touching >= 4  # the split path ran

@@ -17,6 +17,8 @@ Rewards take decoded images [B, 3, H, W] in [0, 1] (the engine's format) and a t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from scipy import ndimage
@@ -29,23 +31,37 @@ _PALETTE = np.asarray([BACKGROUND] + [RGB[c] for c in COLOURS], dtype=np.float32
 
 
 def segment(images: np.ndarray) -> np.ndarray:
-    """Per-pixel labels [B, H, W]: 0 background/unsure, k = 1..4 for COLOURS[k - 1]. images: [B, 3, H, W]."""
+    """Per-pixel labels [B, H, W] (int8): 0 background/unsure, k = 1..4 for COLOURS[k - 1]. images: [B, 3, H, W]."""
     x = np.asarray(images, dtype=np.float32)
-    r, g, b = x[:, 0], x[:, 1], x[:, 2]
-    # Distance to each palette colour on whole colour planes, summed (r + g) + b as a sum over RGB is: the same
-    # float32 values as one [B, H, W, 5, 3] array, without its copies. The nearest colour is the first of equal
-    # distances, as argmin's; a non-finite pixel is far from every colour either way.
-    nearest = np.zeros(r.shape, dtype=np.int64)
-    best = None
-    for k, p in enumerate(_PALETTE):
-        d = np.sqrt((r - p[0]) ** 2 + (g - p[1]) ** 2 + (b - p[2]) ** 2)
+    channels = x[:, 0], x[:, 1], x[:, 2]
+    # The distance to each palette colour, sqrt(((r - p_r)^2 + (g - p_g)^2) + (b - p_b)^2), on whole colour
+    # planes: the same float32 values as one [B, H, W, 5, 3] array, with each distinct term computed once (the
+    # palette's levels are 0 and 1: six squares and four red-green sums serve the five colours). The nearest
+    # colour is the first of equal distances, as argmin's. A pixel with a NaN channel is NaN away from every
+    # colour, so the running minimum never mixes NaN with a number; it ends as background either way.
+    squares: dict[tuple[int, float], np.ndarray] = {}
+    sums: dict[tuple[float, float], np.ndarray] = {}
+
+    def square(c: int, level: float) -> np.ndarray:
+        if (c, level) not in squares:
+            d = channels[c] - level
+            squares[c, level] = np.multiply(d, d, out=d)
+        return squares[c, level]
+
+    nearest = np.zeros(channels[0].shape, dtype=np.int8)
+    best = closer = None
+    for k, (pr, pg, pb) in enumerate(_PALETTE.tolist()):
+        if (pr, pg) not in sums:
+            sums[pr, pg] = square(0, pr) + square(1, pg)
+        d = np.sqrt(sums[pr, pg] + square(2, pb))
         if best is None:
-            best = d
+            best, closer = d, np.empty(d.shape, dtype=bool)
             continue
-        closer = d < best
-        nearest[closer] = k
-        best = np.where(closer, d, best)
-    return np.where(best <= COLOUR_RADIUS, nearest, 0)
+        np.less(d, best, out=closer)
+        np.copyto(nearest, k, where=closer)
+        np.minimum(best, d, out=best)
+    nearest[~(best <= COLOUR_RADIUS)] = 0
+    return nearest
 
 
 TEMPLATES = ("circle", "square", "triangle")  # in this order: the first of equal IoUs wins
@@ -96,19 +112,22 @@ def _fit_chunk(hp: np.ndarray, wp: np.ndarray, comp: np.ndarray, py: np.ndarray,
     side, tri = np.sqrt(a), np.sqrt(2.0 * a)
     apex = cy - 2.0 * tri / 3.0
     half, r2, bottom = side / 2, a / np.pi, apex + tri
-    # Each template's pixel count over each padded box (the box's rows x columns; cells past a box masked off).
+    # Each template's pixel count over each padded box (the box's rows x columns). Cells past a box get an
+    # infinite offset, which fails every template's test: the same counts as masking them off, in fewer passes.
     rows = np.arange(int(hp.max())) + 0.5
     cols = np.arange(int(wp.max())) + 0.5
     row_in = rows[None] < hp[:, None]
-    col_in = cols[None] < wp[:, None]
-    dy, dx = rows[None] - cy[:, None], cols[None] - cx[:, None]
+    dy = np.where(row_in, rows[None] - cy[:, None], np.inf)
+    dx = np.where(cols[None] < wp[:, None], cols[None] - cx[:, None], np.inf)
     adx = np.abs(dx)
-    circle = (dx[:, None, :] ** 2 + dy[:, :, None] ** 2 <= r2[:, None, None]) & row_in[:, :, None] & col_in[:, None, :]
-    square_x = ((adx <= half[:, None]) & col_in).sum(1)
-    square_y = ((np.abs(dy) <= half[:, None]) & row_in).sum(1)
-    tri_rows = (rows[None] >= apex[:, None]) & (rows[None] <= bottom[:, None]) & row_in
-    triangle = (adx[:, None, :] <= ((rows[None] - apex[:, None]) / 2)[:, :, None]) & tri_rows[:, :, None] & col_in[:, None, :]
-    sizes = np.stack([circle.sum((1, 2)), square_x * square_y, triangle.sum((1, 2))], axis=1)
+    circle = dx[:, None, :] ** 2 + dy[:, :, None] ** 2 <= r2[:, None, None]
+    square_x = np.count_nonzero(adx <= half[:, None], axis=1)
+    square_y = np.count_nonzero(np.abs(dy) <= half[:, None], axis=1)
+    reach = np.where((rows[None] >= apex[:, None]) & (rows[None] <= bottom[:, None]) & row_in,
+                     (rows[None] - apex[:, None]) / 2, -np.inf)  # the triangle's half-width per row (none: -inf)
+    triangle = adx[:, None, :] <= reach[:, :, None]
+    sizes = np.stack([np.count_nonzero(circle, axis=(1, 2)), square_x * square_y,
+                      np.count_nonzero(triangle, axis=(1, 2))], axis=1)
     # Each template's overlap with the component: the template's test at the component's own pixels.
     ddx = fx - cx[comp]
     ddy = fy - cy[comp]
@@ -127,41 +146,88 @@ def classify_component(mask: np.ndarray) -> str:
     return max(ious, key=ious.__getitem__)
 
 
-# 4-connectivity inside one (image, colour) plane, no links between planes.
+# 4-connectivity inside one image (or one (image, colour) plane), no links between images or planes.
 _STRUCTURE = np.zeros((3, 3, 3), dtype=bool)
 _STRUCTURE[1] = ndimage.generate_binary_structure(2, 1)
+
+
+@dataclass
+class Components:
+    """The connected components of every (image, colour) of a label batch [B, H, W] with at least MIN_AREA
+    pixels, in ndimage.label's order over the stacked [B * 4, H, W] colour planes (image, then colour, then the
+    component's first pixel in raster order). plane = image * 4 + colour index; the box is [top, bottom) x
+    [left, right) in the image; the component's pixels are those i with which[i] = its index, at (ys[i], xs[i])."""
+
+    plane: np.ndarray
+    top: np.ndarray
+    bottom: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    area: np.ndarray
+    which: np.ndarray
+    ys: np.ndarray
+    xs: np.ndarray
+
+
+def components(labels: np.ndarray) -> Components:
+    """Components of each colour from one labelling of the foreground, on its pixels alone (a few thousand of a
+    batch's pixels) instead of four colour planes of the whole batch. A 4-connected piece of one colour is
+    exactly a component of that colour's plane; a piece where colours touch (rare) is split by labelling the
+    colour planes of its pixels."""
+    b, h, w = labels.shape
+    n_col, size = len(COLOURS), h * w
+    flat = labels.ravel()
+    pos = np.flatnonzero(flat)  # every object pixel, in raster order over the batch
+    comp, n = ndimage.label(labels > 0, structure=_STRUCTURE, output=np.intp)
+    key = comp.ravel()[pos]  # the pixel's component
+    colour = flat[pos] - 1
+    pixel_plane = pos // size * n_col + colour
+    colours = np.bincount(key * n_col + colour, minlength=(n + 1) * n_col).reshape(n + 1, n_col) > 0
+    touching = (colours.sum(1) > 1)[key]
+    if touching.any():
+        planes = np.zeros((b * n_col, size), dtype=bool)
+        planes[pixel_plane[touching], pos[touching] % size] = True
+        split, _ = ndimage.label(planes.reshape(b * n_col, h, w), structure=_STRUCTURE, output=np.intp)
+        key[touching] = n + split.reshape(b * n_col, size)[pixel_plane[touching], pos[touching] % size]
+    # Pixels grouped by component; the sort is stable, so each group keeps raster order and starts at its first.
+    grouped = np.argsort(key, kind="stable")
+    starts_group = np.r_[True, key[grouped][1:] != key[grouped][:-1]] if len(key) else np.zeros(0, dtype=bool)
+    starts = np.flatnonzero(starts_group)
+    area = np.diff(np.r_[starts, len(key)])
+    kept = np.flatnonzero(area >= MIN_AREA)  # noise: dropped before any per-component work
+    firsts = grouped[starts[kept]]
+    plane = pixel_plane[firsts]
+    order = np.argsort(plane * size + pos[firsts] % size)  # ndimage.label's order over the stacked planes
+    ys, xs = pos // w % h, pos % w
+
+    def box(reduce: np.ufunc, v: np.ndarray) -> np.ndarray:
+        return reduce.reduceat(v[grouped], starts)[kept[order]] if len(starts) else v[:0]
+
+    rank = np.full(len(starts), -1, dtype=np.intp)  # each group's place in that order (-1: noise)
+    rank[kept[order]] = np.arange(len(kept))
+    which = np.empty(len(key), dtype=np.intp)
+    which[grouped] = rank[np.cumsum(starts_group) - 1]
+    on = which >= 0
+    return Components(plane[order], box(np.minimum, ys), box(np.maximum, ys) + 1, box(np.minimum, xs),
+                      box(np.maximum, xs) + 1, area[kept[order]], which[on], ys[on], xs[on])
 
 
 def detect_objects_batch(images: torch.Tensor | np.ndarray) -> list[list[tuple[str, str, float, float, int]]]:
     """Objects per image of images [B, 3, H, W] in [0, 1]: [[(colour, shape, cx, cy, area)], ...].
 
-    One ndimage.label call labels every (image, colour) plane at once, and one vectorised template fit
+    One labelling finds every component of every (image, colour), and one vectorised template fit
     classifies every component that is not noise.
     """
     x = _as_numpy_batch(images)
-    labels = segment(x)  # [B, H, W]
-    planes = labels[:, None] == np.arange(1, len(COLOURS) + 1)[None, :, None, None]  # [B, 4, H, W]
-    b, n_col, h, w = planes.shape
-    comp, n = ndimage.label(planes.reshape(b * n_col, h, w), structure=_STRUCTURE, output=np.intp)
-    areas = np.bincount(comp.ravel(), minlength=n + 1)  # every label's pixel count at once
-    found: list[list] = [[] for _ in range(b)]
-    labels_kept = np.flatnonzero(areas[1:] >= MIN_AREA) + 1  # noise: skipped before any per-component work
-    if not len(labels_kept):
+    found: list[list] = [[] for _ in range(x.shape[0])]
+    c = components(segment(x))
+    if not len(c.area):
         return found
-    slices = ndimage.find_objects(comp)
-    # [plane, top, bottom, left, right] of every kept component, in label order
-    boxes = np.array([[sl.start, sl.stop] for j in labels_kept.tolist() for sl in slices[j - 1]]).reshape(-1, 6)
-    plane, top, bottom, left, right = boxes[:, 0], boxes[:, 2], boxes[:, 3], boxes[:, 4], boxes[:, 5]
-    index = np.full(n + 1, -1)
-    index[labels_kept] = np.arange(len(labels_kept))
-    flat = comp.ravel()
-    pos = np.flatnonzero(flat)  # every labelled pixel, then those of kept components
-    which = index[flat[pos]]
-    pos, which = pos[which >= 0], which[which >= 0]
-    py, px = (pos // w) % h, pos % w
-    shapes = fit_templates(bottom - top, right - left, which, py - top[which], px - left[which]).argmax(1)
-    rows = zip((plane // n_col).tolist(), (plane % n_col).tolist(), shapes.tolist(), ((left + right) / 2.0).tolist(),
-               ((top + bottom) / 2.0).tolist(), areas[labels_kept].tolist(), strict=True)
+    shapes = fit_templates(c.bottom - c.top, c.right - c.left, c.which, c.ys - c.top[c.which],
+                           c.xs - c.left[c.which]).argmax(1)
+    n_col = len(COLOURS)
+    rows = zip((c.plane // n_col).tolist(), (c.plane % n_col).tolist(), shapes.tolist(),
+               ((c.left + c.right) / 2.0).tolist(), ((c.top + c.bottom) / 2.0).tolist(), c.area.tolist(), strict=True)
     for image, colour, shape, cx, cy, area in rows:
         found[image].append((COLOURS[colour], TEMPLATES[shape], cx, cy, area))
     return found
