@@ -228,7 +228,7 @@ def main() -> None:
     rows.append(("the engine's own share, wall/(model + reward): Shapes", 0.0, 0.0, shapes_own, ""))
     print("| measurement | first (s) | second (s) | ratio or s | target |\n|---|---|---|---|---|")
     for name, a, b, ratio, target in rows:
-        print(f"| {name} | {a:.2f} | {b:.2f} | {ratio:.2f} | {target} |")
+        print(f"| {name} | {a:.2f} | {b:.2f} | {ratio:.3f} | {target} |")
 
 
 if __name__ == "__main__":

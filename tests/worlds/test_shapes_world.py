@@ -382,3 +382,19 @@ def test_components_equal_labelling_each_colour_plane_on_its_own():
         assert found == _components_per_plane(labels)
         seen_touching += int(((labels[:, 1:] > 0) & (labels[:, :-1] > 0) & (labels[:, 1:] != labels[:, :-1])).any())
     assert seen_touching >= 4  # the split path ran
+
+
+def test_count_vectors_equal_counting_the_detected_objects():
+    """detect_vectors counts the components' classes from arrays at once; it agrees with counting the objects
+    detect_objects_batch lists, image by image, on clean scenes and on blocky touching colours."""
+    rng = np.random.default_rng(4)
+    clean = np.stack([scenes.random_scene(seed)[0] for seed in range(40)])
+    blocky = detector._PALETTE[np.repeat(np.repeat(rng.integers(0, 5, (40, 8, 8)), 4, 1), 4, 2)].transpose(0, 3, 1, 2)
+    for images in (clean, blocky, np.zeros((2, 3, 32, 32), dtype=np.float32)):
+        images = torch.as_tensor(images)
+        expected = torch.zeros(len(images), len(CLASSES), dtype=torch.float64)
+        for i, objects in enumerate(detector.detect_objects_batch(images)):
+            for colour, shape, *_ in objects:
+                expected[i, CLASSES.index((colour, shape))] += 1
+        assert torch.equal(detector.detect_vectors(images), expected)
+    assert float(expected.sum()) == 0 and float(detector.detect_vectors(torch.as_tensor(clean)).sum()) > 40

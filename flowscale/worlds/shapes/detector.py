@@ -212,19 +212,22 @@ def components(labels: np.ndarray) -> Components:
                       box(np.maximum, xs) + 1, area[kept[order]], which[on], ys[on], xs[on])
 
 
-def detect_objects_batch(images: torch.Tensor | np.ndarray) -> list[list[tuple[str, str, float, float, int]]]:
-    """Objects per image of images [B, 3, H, W] in [0, 1]: [[(colour, shape, cx, cy, area)], ...].
-
-    One labelling finds every component of every (image, colour), and one vectorised template fit
-    classifies every component that is not noise.
-    """
+def classify(images: torch.Tensor | np.ndarray) -> tuple[int, Components, np.ndarray]:
+    """(B, the components of images [B, 3, H, W] in [0, 1], each one's TEMPLATES index): one labelling finds
+    every component of every (image, colour), and one vectorised template fit classifies those that are not
+    noise."""
     x = _as_numpy_batch(images)
-    found: list[list] = [[] for _ in range(x.shape[0])]
     c = components(segment(x))
     if not len(c.area):
-        return found
-    shapes = fit_templates(c.bottom - c.top, c.right - c.left, c.which, c.ys - c.top[c.which],
-                           c.xs - c.left[c.which]).argmax(1)
+        return x.shape[0], c, np.zeros(0, dtype=np.intp)
+    ious = fit_templates(c.bottom - c.top, c.right - c.left, c.which, c.ys - c.top[c.which], c.xs - c.left[c.which])
+    return x.shape[0], c, ious.argmax(1)
+
+
+def detect_objects_batch(images: torch.Tensor | np.ndarray) -> list[list[tuple[str, str, float, float, int]]]:
+    """Objects per image of images [B, 3, H, W] in [0, 1]: [[(colour, shape, cx, cy, area)], ...]."""
+    b, c, shapes = classify(images)
+    found: list[list] = [[] for _ in range(b)]
     n_col = len(COLOURS)
     rows = zip((c.plane // n_col).tolist(), (c.plane % n_col).tolist(), shapes.tolist(),
                ((c.left + c.right) / 2.0).tolist(), ((c.top + c.bottom) / 2.0).tolist(), c.area.tolist(), strict=True)
@@ -247,20 +250,22 @@ def _as_numpy_batch(images: torch.Tensor | np.ndarray) -> np.ndarray:
     return x.astype(np.float32, copy=False)
 
 
-def detect_counts(images: torch.Tensor | np.ndarray) -> list[dict[tuple[str, str], int]]:
-    """Per image, {(colour, shape): count} over all 12 classes. images: [B, 3, H, W] in [0, 1]."""
-    out = []
-    for objects in detect_objects_batch(images):
-        counts = dict.fromkeys(CLASSES, 0)
-        for colour, shape, *_ in objects:
-            counts[(colour, shape)] += 1
-        out.append(counts)
-    return out
+# CLASSES index of (colour index, TEMPLATES index)
+_CLASS_OF = np.array([[CLASSES.index((colour, shape)) for shape in TEMPLATES] for colour in COLOURS])
 
 
 def detect_vectors(images: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Detected count vectors float64 [B, 12] (CLASSES order)."""
-    return torch.tensor([[c[cls] for cls in CLASSES] for c in detect_counts(images)], dtype=torch.float64)
+    """Detected count vectors float64 [B, 12] (CLASSES order), counted from the components' arrays at once."""
+    b, c, shapes = classify(images)
+    n_col = len(COLOURS)
+    cls = (c.plane // n_col) * len(CLASSES) + _CLASS_OF[c.plane % n_col, shapes]
+    counts = np.bincount(cls, minlength=b * len(CLASSES)).reshape(b, len(CLASSES))
+    return torch.from_numpy(counts.astype(np.float64))
+
+
+def detect_counts(images: torch.Tensor | np.ndarray) -> list[dict[tuple[str, str], int]]:
+    """Per image, {(colour, shape): count} over all 12 classes. images: [B, 3, H, W] in [0, 1]."""
+    return [dict(zip(CLASSES, row, strict=True)) for row in detect_vectors(images).to(torch.int64).tolist()]
 
 
 def count_reward(images: torch.Tensor, target: Spec | torch.Tensor) -> torch.Tensor:
