@@ -6,6 +6,13 @@ channels), with random weights, in bf16 on a GPU (fp32 on a CPU). Timed: seconds
 VAE decode with the full VAE and with a tiny autoencoder (AutoencoderTiny, 16 latent channels), peak GPU
 memory, and the projected time of RBF at 500 NFE for rbf.batch 1 and 8. Weights do not change the time.
 
+`calibration` sets what was measured beside the constants the engine assumes before it has a GPU: the
+activation memory per sample of a transformer call and of a decode, implied as the (tokens x width) and
+(pixels x channels) tensor counts that flowscale/worlds/t2i/memory.py calls BLOCK_TENSORS and DECODE_TENSORS;
+a reward-guided (DPS) evaluation's forward and backward through the transformer with gradient checkpointing,
+as the GUIDED_FACTOR on the forward's activations and as seconds against a plain call; and seconds per NFE
+(transformer + full VAE decode, no reward) against world.SEC_PER_NFE. On a CPU the memory figures are None.
+
     python benchmarks/gpu_t2i_bench.py speed --random-weights --size 1024 --batches 1,2,4,8,16
     python benchmarks/gpu_t2i_bench.py speed --random-weights --toy --size 64 --batches 1,2   # CPU, seconds
 """
@@ -75,10 +82,22 @@ def _fit(points: dict[int, float]) -> tuple[float, float]:
     return max(0.0, my - c * mx), max(c, 0.0)
 
 
+def _peak_above(device: torch.device, base: int, fn: Any) -> int | None:
+    """Bytes allocated at fn's peak above `base` (the weights); None on a CPU."""
+    if device.type != "cuda":
+        fn()
+        return None
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    _sync(device)
+    return torch.cuda.max_memory_allocated(device) - base
+
+
 def measure(size: int, batches: list[int], repeats: int, toy: bool = False) -> dict[str, Any]:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     transformer, vae, tiny = build(toy, device, dtype)
+    base = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0  # the three models' weights
     cfg = transformer.config
     latent = size // 8  # the VAE downsamples by 8 (2 ** (blocks - 1)) ...
     if toy:
@@ -94,15 +113,7 @@ def measure(size: int, batches: list[int], repeats: int, toy: bool = False) -> d
     }
     with torch.inference_mode():
         for b in batches:
-            args = dict(
-                hidden_states=torch.randn(b, seq, cfg.in_channels, device=device, dtype=dtype),
-                encoder_hidden_states=torch.randn(b, tokens, cfg.joint_attention_dim, device=device, dtype=dtype),
-                pooled_projections=torch.randn(b, cfg.pooled_projection_dim, device=device, dtype=dtype),
-                timestep=torch.full((b,), 0.5, device=device, dtype=dtype),
-                img_ids=torch.zeros(seq, 3, device=device, dtype=dtype),
-                txt_ids=torch.zeros(tokens, 3, device=device, dtype=dtype),
-                return_dict=False,
-            )
+            args = _inputs(cfg, b, seq, tokens, device, dtype)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             t = _median_time(lambda a=args: transformer(**a), device, repeats)
@@ -113,6 +124,14 @@ def measure(size: int, batches: list[int], repeats: int, toy: bool = False) -> d
         z = torch.randn(1, 16, latent, latent, device=device, dtype=dtype)
         out["decode_s"] = {"vae": _median_time(lambda: vae.decode(z), device, repeats),
                            "tiny_ae": _median_time(lambda: tiny.decode(z), device, repeats)}
+        forward_act = {}
+        for b in batches:
+            inputs = _inputs(cfg, b, seq, tokens, device, dtype)
+            forward_act[b] = _peak_above(device, base, lambda a=inputs: transformer(**a))
+        decode_act = _peak_above(device, base, lambda: vae.decode(z))
+    guided_s, guided_act = _guided(transformer, _inputs(cfg, 1, seq, tokens, device, dtype), device, base, repeats)
+    out["calibration"] = calibration(out, cfg, vae.config, dtype, seq, tokens, size, toy, forward_act, decode_act,
+                                     guided_s, guided_act, base)
     a, c = _fit(out["s_per_call"])
     decode = out["decode_s"]["vae"]
     # RBF at 500 NFE, 2 chains (the paper's setting): batch B draws 2 * B candidates per model call, each of
@@ -122,3 +141,70 @@ def measure(size: int, batches: list[int], repeats: int, toy: bool = False) -> d
     }
     out["fit_s_per_call"] = {"fixed": a, "per_sample": c}
     return out
+
+
+def _inputs(cfg: Any, b: int, seq: int, tokens: int, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+    """A transformer call's inputs for b samples of `seq` image tokens and `tokens` text tokens."""
+    return dict(
+        hidden_states=torch.randn(b, seq, cfg.in_channels, device=device, dtype=dtype),
+        encoder_hidden_states=torch.randn(b, tokens, cfg.joint_attention_dim, device=device, dtype=dtype),
+        pooled_projections=torch.randn(b, cfg.pooled_projection_dim, device=device, dtype=dtype),
+        timestep=torch.full((b,), 0.5, device=device, dtype=dtype),
+        img_ids=torch.zeros(seq, 3, device=device, dtype=dtype),
+        txt_ids=torch.zeros(tokens, 3, device=device, dtype=dtype),
+        return_dict=False,
+    )
+
+
+def _guided(transformer: Any, args: dict[str, Any], device: torch.device, base: int,
+            repeats: int) -> tuple[float, int | None]:
+    """Seconds and peak activation bytes of one sample's forward and backward to its input, with gradient
+    checkpointing, as a reward-guided evaluation runs (the world turns checkpointing on; weights get no
+    gradient)."""
+    transformer.requires_grad_(False)
+    transformer.enable_gradient_checkpointing()
+    x = args["hidden_states"]
+
+    def step() -> None:
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            (out,) = transformer(**{**args, "hidden_states": leaf})
+            torch.autograd.grad(out.float().square().mean(), leaf)
+
+    try:
+        seconds = _median_time(step, device, repeats)
+        return seconds, _peak_above(device, base, step)
+    finally:
+        transformer.disable_gradient_checkpointing()
+
+
+def calibration(out: dict[str, Any], cfg: Any, vae_cfg: Any, dtype: torch.dtype, seq: int, tokens: int, size: int,
+                toy: bool, forward_act: dict[int, int | None], decode_act: int | None, guided_s: float,
+                guided_act: int | None, base: int) -> dict[str, Any]:
+    """The measured figures beside the constants of flowscale/worlds/t2i/memory.py and world.SEC_PER_NFE."""
+    from flowscale.worlds.t2i import memory, world
+
+    width = cfg.num_attention_heads * cfg.attention_head_dim
+    channels = vae_cfg.block_out_channels[0]
+    unit = torch.finfo(dtype).bits // 8
+    per_block = {b: None if a is None else a / (b * (seq + tokens) * width * unit) for b, a in forward_act.items()}
+    result: dict[str, Any] = {
+        "weights_gb": base / 1e9 if base else None,
+        "BLOCK_TENSORS": {"now": memory.BLOCK_TENSORS, "implied": per_block},
+        "DECODE_TENSORS": {"now": memory.DECODE_TENSORS,
+                           "implied": None if decode_act is None else decode_act / (size * size * channels * unit)},
+        "GUIDED_FACTOR": {"now": memory.GUIDED_FACTOR,
+                          "implied": None if guided_act is None or not forward_act.get(1) else guided_act / forward_act[1]},
+        "guided_s_per_nfe": guided_s,
+        "guided_over_plain": guided_s / out["s_per_call"][1] if 1 in out["s_per_call"] else None,
+        "SEC_PER_NFE": {"now": world.SEC_PER_NFE["flux-schnell"],
+                        "transformer_and_decode": {b: t + out["decode_s"]["vae"] for b, t in out["s_per_nfe"].items()}},
+    }
+    if not toy:  # the memory model's own activation estimate at this size, with the constants it has now
+        est = {b: memory.estimate("flux-schnell", "flux", {"transformer": 0}, (width, channels), unit, (size, size),
+                                  tokens, b, 1) for b in forward_act}
+        result["estimate_activation_gb"] = {b: e.transformer_per_sample * b / 1e9 for b, e in est.items()}
+        result["measured_activation_gb"] = {b: None if a is None else a / 1e9 for b, a in forward_act.items()}
+        result["estimate_decode_gb"] = est[min(est)].decode_per_image / 1e9
+        result["measured_decode_gb"] = None if decode_act is None else decode_act / 1e9
+    return result

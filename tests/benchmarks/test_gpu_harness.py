@@ -34,3 +34,34 @@ def test_the_harness_runs_at_toy_size_on_the_cpu():
     assert set(out["s_per_nfe"]) == {"1", "2"} and all(v > 0 for v in out["s_per_nfe"].values())
     assert out["decode_s"]["vae"] > 0 and out["decode_s"]["tiny_ae"] > 0
     assert set(out["rbf_500_projected_s"]) == {"1", "8"}
+    cal = out["calibration"]  # on a CPU: timings, and no memory figures
+    assert cal["guided_s_per_nfe"] > 0 and cal["guided_over_plain"] > 0
+    assert cal["BLOCK_TENSORS"]["implied"] == {"1": None, "2": None} and cal["DECODE_TENSORS"]["implied"] is None
+    assert set(cal["SEC_PER_NFE"]["transformer_and_decode"]) == {"1", "2"}
+
+
+def test_calibration_inverts_the_memory_model_at_flux_schnells_size():
+    """Activations measured exactly as memory.py models them at 1024^2 give back its constants, and its own
+    estimate equals the measurement: the harness counts the tokens and bytes as the memory model does."""
+    from types import SimpleNamespace
+
+    from flux_random_speed import calibration
+
+    from flowscale.worlds.t2i import memory
+
+    cfg = SimpleNamespace(**FLUX_SCHNELL_TRANSFORMER)
+    vae = SimpleNamespace(**FLUX_VAE)
+    seq, tokens, width, unit = (1024 // 16) ** 2, 256, 24 * 128, 2
+    forward = {b: b * (seq + tokens) * width * unit * memory.BLOCK_TENSORS for b in (1, 2, 4)}
+    decode = 1024 * 1024 * 128 * unit * memory.DECODE_TENSORS
+    out = {"s_per_call": {1: 0.5, 2: 0.9, 4: 1.7}, "s_per_nfe": {1: 0.5, 2: 0.45, 4: 0.425}, "decode_s": {"vae": 0.1}}
+    cal = calibration(out, cfg, vae, torch.bfloat16, seq, tokens, 1024, False, forward, decode, 1.1,
+                      int(memory.GUIDED_FACTOR * forward[1]), 24 * 10**9)
+    assert all(abs(v - memory.BLOCK_TENSORS) < 1e-9 for v in cal["BLOCK_TENSORS"]["implied"].values())
+    assert abs(cal["DECODE_TENSORS"]["implied"] - memory.DECODE_TENSORS) < 1e-9
+    assert abs(cal["GUIDED_FACTOR"]["implied"] - memory.GUIDED_FACTOR) < 1e-6
+    for b in forward:
+        assert abs(cal["estimate_activation_gb"][b] - cal["measured_activation_gb"][b]) < 1e-6
+    assert abs(cal["estimate_decode_gb"] - cal["measured_decode_gb"]) < 1e-6
+    assert cal["guided_over_plain"] == 1.1 / 0.5 and cal["SEC_PER_NFE"]["transformer_and_decode"][2] == 0.45 + 0.1
+    assert cal["weights_gb"] == 24.0
