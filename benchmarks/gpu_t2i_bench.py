@@ -123,7 +123,7 @@ def cmd_table(args: argparse.Namespace) -> None:
                                         process=process, seed=seed, reward=args.reward, heldout=args.heldout,
                                         height=args.size, width=args.size, steps=args.steps,
                                         dps=args.dps if guided else 0.0, **sized)
-                        output = run(cfg)
+                        output = run(cfg, previews=False)
                         r = output.record
                         row = {"nfe": nfe, "method": method, "process": process, "prompt": prompt, "seed": seed,
                                "reward": r.final_reward, "accuracy": r.accuracy, "heldout": r.heldout_reward,

@@ -81,7 +81,7 @@ def run_job(cfg_dict: dict[str, Any], worlds: dict[str, Any]) -> dict[str, Any]:
     key = json.dumps([cfg.prompt, cfg.preset, cfg.mixture, cfg.reward, cfg.heldout, cfg.model_path], sort_keys=True)
     if key not in worlds:
         worlds[key] = build_world(cfg)
-    output = run(cfg, world=worlds[key])
+    output = run(cfg, world=worlds[key], previews=False)
     rec = output.record
     # Methods that sample a tilted target (SMC; reward-guided runs) are measured against it where the world
     # knows it exactly (the 2-D world): all final particles of the run, not only the returned one.

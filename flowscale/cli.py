@@ -178,7 +178,7 @@ def run_keeping_partial(cfg: RunConfig, out: Path | None) -> RunOutput:
         print(f"estimated: {cost.describe()}", file=sys.stderr)
     trace = Trace()
     try:
-        return run(cfg, trace=trace, prepared=prepared)
+        return run(cfg, trace=trace, prepared=prepared, previews=False)  # the CLI shows no step previews
     except RunFailed:
         raise  # main() writes its partial record with the fault's message
     except (Exception, KeyboardInterrupt) as exc:

@@ -185,11 +185,12 @@ def estimate_run(prepared: Prepared) -> Estimate:
 
 
 def stream(cfg: RunConfig, world: World | None = None, *, trace: Trace | None = None,
-           prepared: Prepared | None = None) -> Iterator[Event]:
+           prepared: Prepared | None = None, previews: bool = True) -> Iterator[Event]:
     """Run a config, yielding trace events as `trace` (a fresh one if None) takes them in.
 
     `prepared` (from `prepare(cfg)`) skips preparing again. The final event ("done") carries `_output`
-    (a RunOutput, whose `trace` is the filled trace).
+    (a RunOutput, whose `trace` is the filled trace). previews=False makes no preview images (the app's
+    strip of each step's best candidate; never part of the record): for consumers that show none.
     """
     trace = Trace() if trace is None else trace
     cfg, world, params = prepare(cfg, world) if prepared is None else prepared
@@ -210,8 +211,8 @@ def stream(cfg: RunConfig, world: World | None = None, *, trace: Trace | None = 
         world.project,
         torch.Generator().manual_seed(cfg.seed),
         cfg.nfe,
-        previews=world.previews,
-        latent_previews=world.latent_previews,
+        previews=world.previews if previews else None,
+        latent_previews=world.latent_previews if previews else None,
         width=trace_width(calls_of(cfg, params)),
         guidance=cfg.dps,
     )
@@ -301,12 +302,13 @@ def _unspent(cfg: RunConfig, ctx: SearchContext) -> dict[str, int]:
 
 
 def run(cfg: RunConfig, world: World | None = None, on_event: Any = None, trace: Trace | None = None,
-        prepared: Prepared | None = None) -> RunOutput:
-    """Drain a run into its trace (passing each event to on_event if given); the record holds its events."""
+        prepared: Prepared | None = None, previews: bool = True) -> RunOutput:
+    """Drain a run into its trace (passing each event to on_event if given); the record holds its events.
+    previews as for `stream`."""
     trace = Trace() if trace is None else trace
     output: RunOutput | None = None
     try:
-        for event in stream(cfg, world, trace=trace, prepared=prepared):
+        for event in stream(cfg, world, trace=trace, prepared=prepared, previews=previews):
             if on_event is not None:
                 on_event(event)
             if event.kind == "done":

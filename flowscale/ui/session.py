@@ -66,9 +66,10 @@ def background_of(trace: Trace) -> dict[str, Any] | None:
                           trace.tilt_lambda)
 
 
-def run_phase(phase: Phase, world: World | None, prepared: Any = None) -> Iterator[Event]:
-    """Stream one run into `phase.trace`, yielding its events; the output is kept when it finishes."""
-    for event in stream(phase.cfg, world, trace=phase.trace, prepared=prepared):
+def run_phase(phase: Phase, world: World | None, prepared: Any = None, previews: bool = True) -> Iterator[Event]:
+    """Stream one run into `phase.trace`, yielding its events; the output is kept when it finishes.
+    previews=False where nothing shows the step previews (the API, Compare)."""
+    for event in stream(phase.cfg, world, trace=phase.trace, prepared=prepared, previews=previews):
         if event.kind == "done":
             phase.output = event.data["_output"]
         yield event

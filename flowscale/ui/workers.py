@@ -45,7 +45,7 @@ def run_updates(cfg: RunConfig, prepared: Prepared | None = None) -> Iterator[Up
     trace = phase.trace
     yield {"status": "started", "nfe_spent": 0, "nfe_budget": prepared[0].nfe}, None
     last, mark = time.perf_counter(), 0
-    for event in run_phase(phase, None, prepared):
+    for event in run_phase(phase, None, prepared, previews=False):  # /run and Compare keep records, show no previews
         if event.kind != "candidates":
             continue
         budget = trace.config["nfe"]

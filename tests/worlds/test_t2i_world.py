@@ -201,6 +201,11 @@ def test_tiny_preview_decoder(pipe_dirs, tmp_path):
     assert sum(full_calls) == 24 + 6  # the reward's decode of every candidate (and the returned samples), no more
     record = run(cfg, world).record
     assert record.extra["preview_time_s"] > 0 and "preview_time_s" not in record.comparable()
+    # where nothing shows them (the CLI, the API, benchmarks), no previews are made, and the record is the same
+    decoded_by.clear()
+    quiet = run(cfg, world, previews=False)
+    assert decoded_by == [] and quiet.trace.previews == {} and "preview_time_s" not in quiet.record.extra
+    assert quiet.record.comparable() == record.comparable()
 
 
 def test_cli_main_writes_record_and_images(pipe_dirs, tmp_path):
@@ -212,6 +217,7 @@ def test_cli_main_writes_record_and_images(pipe_dirs, tmp_path):
     record = json.loads((out / "record.json").read_text())
     assert record["nfe_used"] == 24 and record["config"]["model_path"] == pipe_dirs["flux-schnell"]
     assert (out / "result.png").is_file() and (out / "grid.png").is_file()
+    assert "preview_time_s" not in record.get("extra", {}) and "preview_time_s" not in record  # none made
 
 
 def test_cli_subprocess_offline(pipe_dirs, tmp_path):
