@@ -82,15 +82,12 @@ def _fit(points: dict[int, float]) -> tuple[float, float]:
     return max(0.0, my - c * mx), max(c, 0.0)
 
 
-def _peak_above(device: torch.device, base: int, fn: Any) -> int | None:
-    """Bytes allocated at fn's peak above `base` (the weights); None on a CPU."""
-    if device.type != "cuda":
-        fn()
-        return None
-    torch.cuda.reset_peak_memory_stats(device)
-    fn()
-    _sync(device)
-    return torch.cuda.max_memory_allocated(device) - base
+def _timed(fn: Any, device: torch.device, repeats: int, base: int) -> tuple[float, int | None]:
+    """(median seconds of fn, bytes allocated at its peak above `base`, the weights; None on a CPU)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds = _median_time(fn, device, repeats)
+    return seconds, torch.cuda.max_memory_allocated(device) - base if device.type == "cuda" else None
 
 
 def measure(size: int, batches: list[int], repeats: int, toy: bool = False) -> dict[str, Any]:
@@ -111,24 +108,18 @@ def measure(size: int, batches: list[int], repeats: int, toy: bool = False) -> d
                    "vae": sum(p.numel() for p in vae.parameters()), "tiny_ae": sum(p.numel() for p in tiny.parameters())},
         "s_per_call": {}, "s_per_nfe": {}, "peak_gb": {},
     }
+    forward_act: dict[int, int | None] = {}
     with torch.inference_mode():
         for b in batches:
             args = _inputs(cfg, b, seq, tokens, device, dtype)
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            t = _median_time(lambda a=args: transformer(**a), device, repeats)
+            t, forward_act[b] = _timed(lambda a=args: transformer(**a), device, repeats, base)
             out["s_per_call"][b] = t
             out["s_per_nfe"][b] = t / b
-            if device.type == "cuda":
-                out["peak_gb"][b] = torch.cuda.max_memory_allocated(device) / 1e9
+            if forward_act[b] is not None:
+                out["peak_gb"][b] = (forward_act[b] + base) / 1e9
         z = torch.randn(1, 16, latent, latent, device=device, dtype=dtype)
-        out["decode_s"] = {"vae": _median_time(lambda: vae.decode(z), device, repeats),
-                           "tiny_ae": _median_time(lambda: tiny.decode(z), device, repeats)}
-        forward_act = {}
-        for b in batches:
-            inputs = _inputs(cfg, b, seq, tokens, device, dtype)
-            forward_act[b] = _peak_above(device, base, lambda a=inputs: transformer(**a))
-        decode_act = _peak_above(device, base, lambda: vae.decode(z))
+        vae_s, decode_act = _timed(lambda: vae.decode(z), device, repeats, base)
+        out["decode_s"] = {"vae": vae_s, "tiny_ae": _median_time(lambda: tiny.decode(z), device, repeats)}
     guided_s, guided_act = _guided(transformer, _inputs(cfg, 1, seq, tokens, device, dtype), device, base, repeats)
     out["calibration"] = calibration(out, cfg, vae.config, dtype, seq, tokens, size, toy, forward_act, decode_act,
                                      guided_s, guided_act, base)
@@ -172,8 +163,7 @@ def _guided(transformer: Any, args: dict[str, Any], device: torch.device, base: 
             torch.autograd.grad(out.float().square().mean(), leaf)
 
     try:
-        seconds = _median_time(step, device, repeats)
-        return seconds, _peak_above(device, base, step)
+        return _timed(step, device, repeats, base)
     finally:
         transformer.disable_gradient_checkpointing()
 
