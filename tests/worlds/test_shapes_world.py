@@ -351,7 +351,9 @@ def _components_per_plane(labels: np.ndarray) -> list[tuple]:
 
     planes = labels[:, None] == np.arange(1, 5)[None, :, None, None]
     b, _, h, w = planes.shape
-    comp, _ = ndimage.label(planes.reshape(b * 4, h, w), structure=detector._STRUCTURE)
+    in_plane = np.zeros((3, 3, 3), dtype=bool)  # 4-connected inside a plane, no links between planes
+    in_plane[1] = ndimage.generate_binary_structure(2, 1)
+    comp, _ = ndimage.label(planes.reshape(b * 4, h, w), structure=in_plane)
     out = []
     for j, (sl_plane, sl_y, sl_x) in enumerate(ndimage.find_objects(comp), start=1):
         pixels = np.argwhere(comp == j)
