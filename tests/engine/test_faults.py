@@ -8,7 +8,7 @@ from run_configs import run_settings
 from flowscale import RunConfig, RunFailed, replay, run
 from flowscale.config import ConfigError
 from flowscale.worlds import build_world
-from flowscale.worlds.base import Reward
+from flowscale.worlds.base import Reward, RewardError
 
 
 def world_with_reward(fn):
@@ -32,6 +32,17 @@ def test_nan_reward_stops_with_message_and_keeps_trace():
     assert "non-finite" in str(info.value) and "faulty" in str(info.value)
     steps = [e["step"] for e in info.value.events if e["kind"] == "candidates"]
     assert steps == [0, 1, 2]  # the three evaluations before the fault are kept
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_reward_check_finds_one_non_finite_value_and_passes_finite_values_whose_sum_overflows(bad):
+    samples = torch.zeros(4, 2)
+    huge = torch.tensor([1.7e308, 1.7e308, -1.0, 0.0], dtype=torch.float64)  # finite; the sum is inf
+    assert torch.equal(Reward("huge", lambda x: huge)(samples), huge)
+    opposite = torch.tensor([float("inf"), -float("inf"), 0.0, 0.0], dtype=torch.float64)  # the sum is NaN
+    for values in (huge.clone().index_fill_(0, torch.tensor([2]), bad), opposite):
+        with pytest.raises(RewardError, match="'one bad' returned a non-finite value"):
+            Reward("one bad", lambda x, v=values: v)(samples)
 
 
 def test_raising_reward_is_reported_by_name():
