@@ -64,11 +64,18 @@ def build(toy: bool, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any
     from diffusers import AutoencoderKL, AutoencoderTiny, FluxTransformer2DModel
 
     torch.manual_seed(0)
-    with torch.device(device):
-        transformer = FluxTransformer2DModel(**(TOY_TRANSFORMER if toy else FLUX_SCHNELL_TRANSFORMER)).to(dtype)
-        vae = AutoencoderKL(**(TOY_VAE if toy else FLUX_VAE)).to(dtype)
-        tiny = AutoencoderTiny(**(TOY_TINY_AE if toy else TINY_AE)).to(dtype)
-    return transformer.eval(), vae.eval(), tiny.eval()
+    # Parameters are made on the device in their final dtype: building in float32 and casting would hold 48 GB
+    # and then 24 more for the 12B transformer, more than most GPUs have (the paper's A6000 has 48 GB).
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            transformer = FluxTransformer2DModel(**(TOY_TRANSFORMER if toy else FLUX_SCHNELL_TRANSFORMER))
+            vae = AutoencoderKL(**(TOY_VAE if toy else FLUX_VAE))
+            tiny = AutoencoderTiny(**(TOY_TINY_AE if toy else TINY_AE))
+    finally:
+        torch.set_default_dtype(default)
+    return transformer.to(dtype).eval(), vae.to(dtype).eval(), tiny.to(dtype).eval()
 
 
 def _fit(points: dict[int, float]) -> tuple[float, float]:

@@ -11,7 +11,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from flux_random_speed import FLUX_SCHNELL_TRANSFORMER, FLUX_VAE  # noqa: E402
+from flux_random_speed import FLUX_SCHNELL_TRANSFORMER, FLUX_VAE, build  # noqa: E402
 
 
 def test_the_configs_have_flux_schnells_size():
@@ -23,6 +23,26 @@ def test_the_configs_have_flux_schnells_size():
     params = sum(p.numel() for p in transformer.parameters())
     assert 11.8e9 < params < 12.0e9  # FLUX.1-schnell's transformer: about 11.9 B parameters
     assert 80e6 < sum(p.numel() for p in vae.parameters()) < 90e6  # its VAE: about 84 M
+
+
+def test_the_models_are_made_in_their_final_dtype_and_the_default_dtype_is_restored():
+    """A GPU build in bf16 must never hold float32 parameters (48 GB for FLUX.1-schnell's transformer)."""
+    made = []
+    original = torch.nn.Module.register_parameter
+
+    def register(self, name, param):
+        if param is not None:
+            made.append(param.dtype)
+        return original(self, name, param)
+
+    torch.nn.Module.register_parameter = register
+    try:
+        models = build(True, torch.device("cpu"), torch.bfloat16)
+    finally:
+        torch.nn.Module.register_parameter = original
+    assert made and set(made) == {torch.bfloat16}
+    assert all(p.dtype == torch.bfloat16 for m in models for p in m.parameters())
+    assert torch.get_default_dtype() == torch.float32
 
 
 def test_the_harness_runs_at_toy_size_on_the_cpu():
