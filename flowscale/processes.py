@@ -137,7 +137,8 @@ def apply_step(
         raise ValueError(f"process {process.name} needs noise for its Euler-Maruyama step")
     # score = -(eps_x x - eps_u u) / sigma (+ guide); drift = -u + g^2/2 score; x + dt drift + g sqrt(dt) noise:
     # the same operations in the same order, in place on one fresh tensor (a - b is a + (-b) and addition
-    # commutes, so each value is bit for bit the written formula's), which a cheap model's step is dominated by
+    # commutes, so each value is bit for bit the written formula's): for a cheap model, the step's new tensors
+    # cost more than its arithmetic
     score = f.eps_x * x
     score.sub_(f.eps_u * u).neg_().div_(f.sigma)
     if guide is not None:
