@@ -24,7 +24,7 @@ def launch(demo: Any, **kwargs: Any) -> Any:
     """Queue with a concurrency limit, then launch with the app's theme (server name/port from the
     GRADIO_SERVER_NAME / GRADIO_SERVER_PORT environment variables unless given). Refused requests are
     logged as one INFO line each on the "flowscale" logger."""
-    from flowscale import threads
+    from flowscale import gc_policy, threads
     from flowscale.ui.layout import CSS, THEME
     from flowscale.ui.records import MAX_RECORD_BYTES
 
@@ -36,6 +36,7 @@ def launch(demo: Any, **kwargs: Any) -> Any:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    gc_policy.freeze_what_is_loaded()  # the layout, torch and flowscale are loaded: no collection walks them again
     return demo.launch(theme=THEME, css=CSS, max_file_size=MAX_RECORD_BYTES, footer_links=["api", "gradio"], **kwargs)
 
 

@@ -24,6 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolE
 from multiprocessing.managers import SyncManager
 from typing import Any
 
+from flowscale import gc_policy
 from flowscale.catalog import needs_gpu
 from flowscale.config import ConfigError, RunConfig
 from flowscale.run import Prepared, RunFailed, estimate_run, prepare
@@ -209,6 +210,7 @@ def _warm(barrier: Any) -> None:
     from flowscale.ui.models import model_status
 
     model_status("shapes")  # loads the Shapes world once (its weights are cached per process)
+    gc_policy.freeze_what_is_loaded()  # this worker has loaded what it keeps: no collection walks it again
     barrier.wait(timeout=120)
 
 
