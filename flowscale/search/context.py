@@ -51,11 +51,23 @@ class Batch:
         return self.x.shape[0]
 
     def take(self, index: torch.Tensor | list[int] | int) -> Batch:
+        if isinstance(index, int):  # one particle: views of its rows, no gather (nothing writes into a Batch)
+            lo = index + len(self) if index < 0 else index
+            if not 0 <= lo < len(self):
+                raise IndexError(f"particle {index} of a batch of {len(self)}")
+            return self.rows(lo, lo + 1)
         idx = torch.as_tensor(index, dtype=torch.long).reshape(-1)
         on = idx.to(self.x.device)
         guide = None if self.guide is None else self.guide[on]
         return Batch(self.x[on], self.u[on], self.x0[on], self.reward[idx], self.ids[idx], self.step[idx], guide,
                      self.at)
+
+    def rows(self, lo: int, hi: int) -> Batch:
+        """Particles lo..hi-1 as views of this batch's tensors (no copy)."""
+        part = slice(lo, hi)
+        guide = None if self.guide is None else self.guide[part]
+        return Batch(self.x[part], self.u[part], self.x0[part], self.reward[part], self.ids[part], self.step[part],
+                     guide, self.at)
 
     @staticmethod
     def cat(batches: list[Batch]) -> Batch:
@@ -69,6 +81,10 @@ class Batch:
 
     def repeat(self, k: int) -> Batch:
         """Each particle k times in a row: [a, a, b, b] for k = 2 (children of one parent are contiguous)."""
+        if len(self) == 1:  # one particle (an RBF chain's state): k broadcast views of its row, no gather
+            return Batch(*(t.expand(k, *t.shape[1:]) for t in (self.x, self.u, self.x0, self.reward, self.ids,
+                                                                 self.step)),
+                         None if self.guide is None else self.guide.expand(k, *self.guide.shape[1:]), self.at)
         return self.take(torch.arange(len(self)).repeat_interleave(k))
 
 

@@ -90,7 +90,7 @@ def _draw(ctx: SearchContext, active: list[Chain], sizes: list[int]) -> list[Bat
     bounds = [0]
     for s in sizes:
         bounds.append(bounds[-1] + s)
-    return [cands.take(list(range(bounds[i], bounds[i + 1]))) for i in range(len(sizes))]
+    return [cands.rows(bounds[i], bounds[i + 1]) for i in range(len(sizes))]
 
 
 def _trim(sizes: list[int], room: int) -> list[int]:
