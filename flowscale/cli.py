@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from flowscale import safe_json, threads
+from flowscale import gc_policy, safe_json, threads
 from flowscale.config import MAX_MESSAGE, STATE_DTYPES, ConfigError, RunConfig, clip, short
 from flowscale.processes import PROCESS_NAMES
 from flowscale.recipes import RECIPES
@@ -219,6 +219,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise ConfigError("seeds", f"must be in [1, 1000]; got {args.seeds}")
     prompts = read_prompts(args.prompts)
     out = output_folder(args.out)
+    gc_policy.freeze_what_is_loaded()  # many runs in one process: no full collection walks torch and flowscale again
     return run_bench(base, prompts, methods, processes, budgets, args.seeds, out, progress=not args.no_progress)
 
 

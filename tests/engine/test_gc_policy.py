@@ -1,4 +1,4 @@
-"""Long-running processes (the app, its /run workers) freeze what they loaded at start out of the collector's
+"""Long-running processes (the app, its /run workers, a bench) freeze what they loaded at start out of the collector's
 walks, after freeing the garbage made while starting."""
 
 import gc
@@ -57,3 +57,17 @@ def test_the_app_freezes_before_it_serves_and_a_worker_once_its_world_is_loaded(
 
     workers._warm(Barrier())
     assert seen["app"] > 0 and seen["loaded"] == 0 and seen["worker"] > 0
+
+
+def test_a_bench_freezes_before_its_runs(unfrozen, monkeypatch, tmp_path):
+    from flowscale import cli
+
+    seen = {}
+
+    def run_bench(*args, **kwargs) -> int:
+        seen["frozen"] = gc.get_freeze_count()
+        return 0
+
+    monkeypatch.setattr("flowscale.bench.run_bench", run_bench)
+    assert cli.main(["bench", "--methods", "bon", "--nfe", "10", "--seeds", "1", "--out", str(tmp_path / "b")]) == 0
+    assert seen["frozen"] > 0
