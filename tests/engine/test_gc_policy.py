@@ -49,7 +49,10 @@ def test_the_app_freezes_before_it_serves_and_a_worker_once_its_world_is_loaded(
 
     ui.launch(Demo())
     gc.unfreeze()
-    monkeypatch.setattr("flowscale.ui.models.model_status", lambda model: seen.setdefault("loaded", gc.get_freeze_count()))
+    def model_status(model: str) -> None:
+        seen["loaded"] = gc.get_freeze_count()
+
+    monkeypatch.setattr("flowscale.ui.models.model_status", model_status)
 
     class Barrier:
         def wait(self, timeout):
