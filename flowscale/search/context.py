@@ -34,6 +34,9 @@ def trace_width(calls: int) -> int:
     return max(MIN_WIDTH, min(TRACED, DETAIL_ROWS // max(calls, 1)))
 
 
+_PER_PARTICLE = ("x", "u", "x0", "reward", "ids", "step")  # Batch's tensors with one row per particle, guide aside
+
+
 @dataclass
 class Batch:
     """Evaluated particles: state x at grid index step, its velocity u, x0 prediction and reward."""
@@ -64,14 +67,16 @@ class Batch:
 
     def rows(self, lo: int, hi: int) -> Batch:
         """Particles lo..hi-1 as views of this batch's tensors (no copy)."""
-        part = slice(lo, hi)
-        guide = None if self.guide is None else self.guide[part]
-        return Batch(self.x[part], self.u[part], self.x0[part], self.reward[part], self.ids[part], self.step[part],
-                     guide, self.at)
+        return self._each(lambda t: t[lo:hi])
+
+    def _each(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
+        """The batch with fn applied to every per-particle tensor (the guide too, when there is one)."""
+        guide = None if self.guide is None else fn(self.guide)
+        return Batch(*(fn(getattr(self, f)) for f in _PER_PARTICLE), guide, self.at)
 
     @staticmethod
     def cat(batches: list[Batch]) -> Batch:
-        fields = (torch.cat([getattr(b, f) for b in batches]) for f in ("x", "u", "x0", "reward", "ids", "step"))
+        fields = (torch.cat([getattr(b, f) for b in batches]) for f in _PER_PARTICLE)
         guided = [b.guide for b in batches if b.guide is not None]
         # Unguided members (last-step particles, never proposed from) get a zero guide beside guided ones.
         guide = None if not guided else torch.cat(
@@ -82,9 +87,7 @@ class Batch:
     def repeat(self, k: int) -> Batch:
         """Each particle k times in a row: [a, a, b, b] for k = 2 (children of one parent are contiguous)."""
         if len(self) == 1:  # one particle (an RBF chain's state): k broadcast views of its row, no gather
-            return Batch(*(t.expand(k, *t.shape[1:]) for t in (self.x, self.u, self.x0, self.reward, self.ids,
-                                                                 self.step)),
-                         None if self.guide is None else self.guide.expand(k, *self.guide.shape[1:]), self.at)
+            return self._each(lambda t: t.expand(k, *t.shape[1:]))
         return self.take(torch.arange(len(self)).repeat_interleave(k))
 
 
