@@ -75,6 +75,7 @@ def build(toy: bool, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any
             tiny = AutoencoderTiny(**(TOY_TINY_AE if toy else TINY_AE))
     finally:
         torch.set_default_dtype(default)
+    # (.to casts only what a constructor made in an explicit dtype; the parameters are already in dtype)
     return transformer.to(dtype).eval(), vae.to(dtype).eval(), tiny.to(dtype).eval()
 
 
