@@ -98,10 +98,11 @@ class Ledger:
         self.budget = budget
         self.nfe_per_step = [0] * n_times
         self.best_reward_by_nfe: list[list[float]] = []
+        self._used = 0  # = sum(nfe_per_step), kept as charges come (read several times per evaluation)
 
     @property
     def used(self) -> int:
-        return sum(self.nfe_per_step)
+        return self._used
 
     @property
     def left(self) -> int:
@@ -114,14 +115,16 @@ class Ledger:
     def charge(self, steps: torch.Tensor, rewards: torch.Tensor, at: int | None = None) -> float:
         """Charge one NFE per particle at its grid index (`at`: the index they all share, when known); returns
         the batch's best reward."""
-        self.reserve(steps.numel())
+        n = steps.numel()
+        self.reserve(n)
         if at is not None:
-            self.nfe_per_step[at] += steps.numel()
+            self.nfe_per_step[at] += n
         elif int(steps[0]) == int(steps[-1]) and bool((steps == steps[0]).all()):  # every particle at one time
-            self.nfe_per_step[int(steps[0])] += steps.numel()
+            self.nfe_per_step[int(steps[0])] += n
         else:
-            for k, n in zip(*torch.unique(steps, return_counts=True), strict=True):
-                self.nfe_per_step[int(k)] += int(n)
+            for k, count in zip(*torch.unique(steps, return_counts=True), strict=True):
+                self.nfe_per_step[int(k)] += int(count)
+        self._used += n
         top = float(rewards.max())
         best = max(top, self.best_reward_by_nfe[-1][1]) if self.best_reward_by_nfe else top
         self.best_reward_by_nfe.append([self.used, best])
@@ -209,7 +212,8 @@ class SearchContext:
             decoded = self.decode(x0)
             reward = self.reward(decoded)
             self.reward_time_s += time.perf_counter() - start
-        ids = torch.arange(self._next_id, self._next_id + n)
+        first_id = self._next_id
+        ids = torch.arange(first_id, first_id + n)
         self._next_id += n
         top = self.ledger.charge(steps, reward, at)
         batch = Batch(x, u, x0, reward, ids, steps, guide, at)
@@ -224,7 +228,7 @@ class SearchContext:
         if traced:
             payload.update({
                 "t": [self.grid_list[at]] * traced if at is not None else self.grid[steps[shown]].tolist(),
-                "ids": ids[shown].tolist(),
+                "ids": list(range(first_id, first_id + traced)),  # = ids[shown].tolist(), without a tensor op
                 "parents": parents[shown].tolist() if parents is not None else [-1] * traced,
                 "states": self.project(x[shown]).tolist(),
                 "x0": self.project(x0[shown]).tolist(),

@@ -134,3 +134,20 @@ def test_nothing_exceeds_its_budget(method, nfe):
     assert 0 < rec.nfe_used <= nfe
     assert sum(rec.nfe_per_step) == rec.nfe_used
     assert rec.best_reward_by_nfe[-1][0] == rec.nfe_used
+
+
+def test_the_ledger_total_is_the_sum_of_its_steps_through_every_kind_of_charge():
+    """The running total the ledger keeps equals sum(nfe_per_step) after charges at a known index, at one shared
+    index found from the tensor, and at mixed indices; a charge past the budget is refused and changes nothing."""
+    from flowscale.models import BudgetExceededError
+    from flowscale.search.context import Ledger
+
+    ledger = Ledger(budget=20, n_times=4)
+    rewards = torch.arange(8, dtype=torch.float64)
+    for steps, at in ((torch.full((3,), 1), 1), (torch.full((4,), 2), None), (torch.tensor([0, 3, 3, 1, 0]), None)):
+        ledger.charge(steps, rewards[: len(steps)], at)
+        assert ledger.used == sum(ledger.nfe_per_step) == ledger.best_reward_by_nfe[-1][0]
+    assert ledger.nfe_per_step == [2, 4, 4, 2] and ledger.left == 8
+    with pytest.raises(BudgetExceededError):
+        ledger.charge(torch.zeros(9, dtype=torch.long), rewards.repeat(2)[:9])
+    assert ledger.used == sum(ledger.nfe_per_step) == 12
