@@ -195,19 +195,31 @@ OVERHEAD_SEEDS = 5
 def engine_overhead() -> list[tuple[str, float, str]]:
     """(row, ratio, target): wall / model of the 2-D base run (4096 particles x 100 steps) on each process, and of
     Shapes BoN (640 NFE) as the app's Run tab makes it (with step previews) and as the CLI and /run make it (no
-    previews); then the engine's own share, wall / (model + reward), of the 2-D SDE run and of Shapes. Each is
+    previews), each beside its floor (the same arithmetic in a bare loop: what no engine can go under with these
+    records); then the engine's own share, wall / (model + reward), of the 2-D SDE run and of Shapes. Each is
     that of the fastest of OVERHEAD_SEEDS seeds, run one after another in this process."""
+    from bench_engine_overhead import bare_loop
+
     from flowscale import RunConfig, run
 
     def fastest(make, **kwargs):
         best = min((run(make(seed), **kwargs).record for seed in range(OVERHEAD_SEEDS)), key=lambda r: r.wall_time_s)
         return best.wall_time_s / best.model_time_s, best.wall_time_s / (best.model_time_s + best.reward_time_s)
 
+    def floor(make) -> float:
+        """wall / model of the fastest bare loop: the run's own arithmetic, with no engine around it"""
+        wall, model, _, _ = min((bare_loop(make(seed)) for seed in range(OVERHEAD_SEEDS)), key=lambda t: t[0])
+        return wall / model
+
     rows, own = [], {}
     for process in ("linear-ode", "linear-sde", "vp-sde"):
-        ratio, own[process] = fastest(lambda s, p=process: RunConfig(method="base", process=p, steps=100,
-                                                                     particles=4096, seed=s))
+        def base(seed: int, p: str = process) -> RunConfig:
+            return RunConfig(method="base", process=p, steps=100, particles=4096, seed=seed)
+
+        ratio, own[process] = fastest(base)
         rows.append((f"engine overhead wall/model: 2-D base 4096 x 100, {process}", ratio, "<= 1.2"))
+        rows.append((f"  floor: the same run's arithmetic alone (model, x0, noise, step, reward; no engine), {process}",
+                     floor(base), ""))
 
     def shapes(seed: int) -> RunConfig:
         return RunConfig(model="shapes", method="bon", process="linear-ode", nfe=640, steps=20, seed=seed)
@@ -217,6 +229,9 @@ def engine_overhead() -> list[tuple[str, float, str]]:
                  "<= 1.05"))
     rows.append(("engine overhead wall/model: Shapes BoN 640 NFE, as the CLI and /run make it (no previews)",
                  fastest(shapes, previews=False)[0], "<= 1.05"))
+    rows.append(("  floor: the same run's arithmetic alone (its 32 trajectories, no engine), Shapes",
+                 floor(lambda s: RunConfig(model="shapes", method="base", process="linear-ode", steps=20, particles=32,
+                                           seed=s)), ""))
     rows.append(("the engine's own share, wall/(model + reward): 2-D linear-sde", own["linear-sde"], ""))
     rows.append(("the engine's own share, wall/(model + reward): Shapes", own["shapes"], ""))
     return [(f"{name} (fastest of {OVERHEAD_SEEDS} seeds)", ratio, target) for name, ratio, target in rows]
