@@ -25,12 +25,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
-from flowscale import RunConfig, run  # noqa: E402
-from flowscale.grids import GridSpec, make_grid  # noqa: E402
-from flowscale.models import CountedModel  # noqa: E402
-from flowscale.processes import make_process  # noqa: E402
-from flowscale.run import prepare  # noqa: E402
-from flowscale.sampler import FlowSampler  # noqa: E402
+from flowscale import RunConfig, run
+from flowscale.grids import GridSpec, make_grid
+from flowscale.models import CountedModel
+from flowscale.processes import make_process
+from flowscale.run import prepare
+from flowscale.sampler import FlowSampler
 
 # (module, owner attribute or None for a module function, function, label)
 PARTS = [

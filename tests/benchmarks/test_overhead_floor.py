@@ -10,9 +10,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_engine_overhead import bare_loop  # noqa: E402
+from bench_engine_overhead import bare_loop
 
-from flowscale import RunConfig, run  # noqa: E402
+from flowscale import RunConfig, run
 
 
 @pytest.mark.parametrize("process", ["linear-ode", "linear-sde", "vp-sde"])
