@@ -208,6 +208,9 @@ def main() -> None:
     table.add_argument("--steps", type=int, help="evaluation times (default: the model's)")
     args = parser.parse_args()
     if args.command == "speed" and args.random_weights:
+        if not args.toy and not torch.cuda.is_available():  # (it would build a 12 B model in float32: 48 GB)
+            parser.error("speed --random-weights at FLUX.1-schnell's real size needs a CUDA GPU; "
+                         "add --toy for the toy-size run on a CPU")
         from flux_random_speed import measure
 
         batches = [int(b) for b in args.batches.split(",")]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,3 +86,15 @@ def test_calibration_inverts_the_memory_model_at_flux_schnells_size():
     assert abs(cal["estimate_decode_gb"] - cal["measured_decode_gb"]) < 1e-6
     assert cal["guided_over_plain"] == 1.1 / 0.5 and cal["SEC_PER_NFE"]["transformer_and_decode"][2] == 0.45 + 0.1
     assert cal["weights_gb"] == 24.0
+
+
+def test_the_real_size_is_refused_on_a_cpu_with_what_to_do_instead(monkeypatch, capsys):
+    """Without a GPU, the real-size build (12 B parameters in float32: 48 GB) is refused before anything is made."""
+    import gpu_t2i_bench
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(sys, "argv", ["gpu_t2i_bench.py", "speed", "--random-weights", "--size", "1024"])
+    with pytest.raises(SystemExit) as stop:
+        gpu_t2i_bench.main()
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "needs a CUDA GPU" in err and "add --toy" in err
