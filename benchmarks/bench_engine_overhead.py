@@ -68,6 +68,8 @@ def bare_loop(cfg: RunConfig) -> tuple[float, float, float, torch.Tensor]:
     """(wall, model, reward) seconds of a base run's arithmetic alone, and its final x0 predictions: the run's
     sampler steps its particles down its grid with its own generator, and its reward scores every x0 prediction
     (the best of them read, as the ledger reads it), with nothing recorded. The samples equal the engine's."""
+    if cfg.method != "base" or cfg.dps or cfg.state_dtype is not None:
+        raise ValueError("the bare loop reproduces plain base runs only (no dps, the model's own state dtype)")
     cfg, world, params = prepare(cfg)
     process = make_process(cfg.process, cfg.g_schedule, cfg.g_norm, cfg.beta_min, cfg.beta_max)
     grid = make_grid(GridSpec(cfg.grid, cfg.steps, cfg.grid_space, cfg.shift), process)

@@ -21,3 +21,10 @@ def test_the_bare_loop_makes_the_engines_samples(process):
     wall, model, reward, x0 = bare_loop(cfg)
     assert torch.equal(x0, run(cfg).samples)
     assert 0 < model < wall and 0 < reward < wall
+
+
+def test_the_bare_loop_refuses_runs_it_would_not_reproduce():
+    for cfg in (RunConfig(method="bon", nfe=40, steps=4), RunConfig(method="base", particles=4, dps=1.0),
+                RunConfig(method="base", particles=4, state_dtype="float32")):
+        with pytest.raises(ValueError, match="plain base runs only"):
+            bare_loop(cfg)
