@@ -26,10 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from flowscale import RunConfig, run
-from flowscale.grids import GridSpec, make_grid
 from flowscale.models import CountedModel
-from flowscale.processes import make_process
-from flowscale.run import prepare
+from flowscale.run import prepare, sampling_setup
 from flowscale.sampler import FlowSampler
 
 # (module, owner attribute or None for a module function, function, label)
@@ -71,10 +69,9 @@ def bare_loop(cfg: RunConfig) -> tuple[float, float, float, torch.Tensor]:
     if cfg.method != "base" or cfg.dps or cfg.state_dtype is not None:
         raise ValueError("the bare loop reproduces plain base runs only (no dps, the model's own state dtype)")
     cfg, world, params = prepare(cfg)
-    process = make_process(cfg.process, cfg.g_schedule, cfg.g_norm, cfg.beta_min, cfg.beta_max)
-    grid = make_grid(GridSpec(cfg.grid, cfg.steps, cfg.grid_space, cfg.shift), process)
+    process, grid, state_dtype = sampling_setup(cfg)
     model = CountedModel(world.model, max_batch=cfg.max_batch)
-    sampler = FlowSampler(model, process, world.cond)
+    sampler = FlowSampler(model, process, world.cond, state_dtype)
     sampler.prefill(grid)
     generator = torch.Generator().manual_seed(cfg.seed)
     times = list(grid[:-1].unbind())

@@ -24,7 +24,7 @@ from flowscale.config import ConfigError, RunConfig, validate, validate_types
 from flowscale.cost import Estimate, calls_of, estimate
 from flowscale.grids import GridSpec, make_grid
 from flowscale.models import CountedModel, ModelOutOfMemoryError
-from flowscale.processes import make_process
+from flowscale.processes import Process, make_process
 from flowscale.recipes import apply_recipe
 from flowscale.sampler import FlowSampler
 from flowscale.search import (
@@ -184,6 +184,19 @@ def estimate_run(prepared: Prepared) -> Estimate:
     return estimate(cfg, params, world_cost(cfg.model))
 
 
+def sampling_setup(cfg: RunConfig) -> tuple[Process, torch.Tensor, torch.dtype | None]:
+    """The process, the evaluation grid (float64) and the state dtype (None: the model's own) of a prepared config."""
+    process = make_process(cfg.process, cfg.g_schedule, cfg.g_norm, cfg.beta_min, cfg.beta_max)
+    try:
+        grid = make_grid(GridSpec(cfg.grid, cfg.steps, cfg.grid_space, cfg.shift), process)
+    except ValueError as exc:
+        raise ConfigError("grid", str(exc)) from None
+    state_dtype = None if cfg.state_dtype is None else getattr(torch, cfg.state_dtype)
+    if state_dtype is not None:  # the grid's times are held in the state's dtype too (the released code's bf16)
+        grid = grid.to(state_dtype).to(torch.float64)
+    return process, grid, state_dtype
+
+
 def stream(cfg: RunConfig, world: World | None = None, *, trace: Trace | None = None,
            prepared: Prepared | None = None, previews: bool = True) -> Iterator[Event]:
     """Run a config, yielding trace events as `trace` (a fresh one if None) takes them in.
@@ -194,14 +207,7 @@ def stream(cfg: RunConfig, world: World | None = None, *, trace: Trace | None = 
     """
     trace = Trace() if trace is None else trace
     cfg, world, params = prepare(cfg, world) if prepared is None else prepared
-    process = make_process(cfg.process, cfg.g_schedule, cfg.g_norm, cfg.beta_min, cfg.beta_max)
-    try:
-        grid = make_grid(GridSpec(cfg.grid, cfg.steps, cfg.grid_space, cfg.shift), process)
-    except ValueError as exc:
-        raise ConfigError("grid", str(exc)) from None
-    state_dtype = None if cfg.state_dtype is None else getattr(torch, cfg.state_dtype)
-    if state_dtype is not None:  # the grid's times are held in the state's dtype too (the released code's bf16)
-        grid = grid.to(state_dtype).to(torch.float64)
+    process, grid, state_dtype = sampling_setup(cfg)
     model = CountedModel(world.model, max_batch=cfg.max_batch, nfe_limit=cfg.nfe)
     ctx = SearchContext(
         FlowSampler(model, process, world.cond, state_dtype),
